@@ -1,0 +1,13 @@
+//! clip-audit: audit CLIP-style image-text models for social bias.
+//!
+//! The pipeline flows one way: images → embeddings → predictions (→ metrics → report). Each stage
+//! is a module; [`commands`] composes them for the binary, which only parses and prints.
+
+#![warn(missing_docs)]
+
+pub mod classify;
+pub mod cli;
+pub mod commands;
+pub mod embed;
+pub mod images;
+pub mod model;

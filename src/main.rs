@@ -1,0 +1,56 @@
+//! The `clip-audit` binary: parse the command line once, run the library, print, map errors to
+//! exit codes (0 success, 1 some inputs failed, 2 the command could not run).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use clip_audit::cli::{Cli, Command};
+use clip_audit::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = commands::configure_threads(cli.threads) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Classify(args) => {
+            let report = commands::classify::run(&args).context("classify")?;
+            print!("{}", commands::classify::render(&report, args.format)?);
+            for failure in &report.skipped {
+                eprintln!("skipped {}: {}", failure.path, failure.reason);
+            }
+            if report.skipped.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "{} of {} images could not be read",
+                    report.skipped.len(),
+                    report.skipped.len() + report.images.len()
+                );
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Bench(args) => {
+            let report =
+                commands::bench::run(&args, |line| eprintln!("{line}")).context("bench")?;
+            print!("{report}");
+            if let Some(path) = &args.out {
+                std::fs::write(path, &report)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

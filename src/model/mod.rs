@@ -1,0 +1,349 @@
+//! Models: where checkpoint files come from, how they are checked and loaded, and the encoders.
+//!
+//! A checkpoint is a folder in Hugging Face layout (`config.json`, `model.safetensors`,
+//! `tokenizer.json`, `preprocessor_config.json`), either local or fetched from the Hub into the
+//! standard Hugging Face cache. Only safetensors are read: pickle files can execute code.
+
+pub mod clip;
+pub mod preprocess;
+pub mod source;
+pub mod tokenizer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+pub use clip::{ClipConfig, ClipModel};
+pub use preprocess::PreprocessConfig;
+pub use source::{ModelFiles, ModelOrigin, ModelSpec, SourceOptions};
+pub use tokenizer::ClipTokenizer;
+
+/// Why a model could not be found, checked or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The argument is neither an existing folder nor a Hub id.
+    #[error(
+        "model `{0}`: not an existing folder and not a Hugging Face Hub id of the form `owner/name`"
+    )]
+    BadSpec(String),
+    /// A required file is absent from a local folder.
+    #[error("model folder {dir}: missing `{file}` (expected a Hugging Face checkpoint folder)")]
+    MissingFile {
+        /// The checkpoint folder.
+        dir: PathBuf,
+        /// The missing file name.
+        file: &'static str,
+    },
+    /// Only a pickled PyTorch checkpoint is available.
+    #[error(
+        "{location}: only `pytorch_model.bin` is available. clip-audit does not load PyTorch pickle \
+         files, because unpickling can execute arbitrary code. Convert the checkpoint to safetensors \
+         once, in an environment you trust: `python -c \"from transformers import CLIPModel; \
+         m = CLIPModel.from_pretrained('SRC'); m.save_pretrained('DST', safe_serialization=True)\"` \
+         and copy tokenizer.json and preprocessor_config.json beside it"
+    )]
+    PickleOnly {
+        /// The folder or Hub id.
+        location: String,
+    },
+    /// The Hub could not provide a file.
+    #[error("{repo}@{revision}: cannot get `{file}`: {reason}")]
+    Hub {
+        /// Hub id.
+        repo: String,
+        /// Requested revision.
+        revision: String,
+        /// File in the repository.
+        file: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// `--offline` and the file is not in the local cache.
+    #[error(
+        "{repo}@{revision}: `{file}` is not in the Hugging Face cache ({cache}) and --offline forbids \
+         downloading it; run once without --offline or fetch it with `huggingface-cli download {repo}`"
+    )]
+    NotCached {
+        /// Hub id.
+        repo: String,
+        /// Requested revision.
+        revision: String,
+        /// File in the repository.
+        file: String,
+        /// Cache folder searched.
+        cache: PathBuf,
+    },
+    /// `config.json` is malformed.
+    #[error(transparent)]
+    Config(#[from] clip::ConfigError),
+    /// `preprocessor_config.json` is malformed.
+    #[error(transparent)]
+    Preprocess(#[from] preprocess::PreprocessConfigError),
+    /// `tokenizer.json` is malformed or lacks CLIP's special tokens.
+    #[error(transparent)]
+    Tokenizer(#[from] tokenizer::TokenizerError),
+    /// A tensor the architecture needs is absent.
+    #[error("{file}: missing tensor `{name}` (expected shape {expected:?})")]
+    MissingTensor {
+        /// Weights file.
+        file: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// Shape the config implies.
+        expected: Vec<usize>,
+    },
+    /// A tensor's shape differs from what `config.json` implies.
+    #[error("{file}: tensor `{name}` has shape {found:?}, but config.json implies {expected:?}")]
+    ShapeMismatch {
+        /// Weights file.
+        file: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// Shape the config implies.
+        expected: Vec<usize>,
+        /// Shape in the file.
+        found: Vec<usize>,
+    },
+    /// The preprocessing does not produce the image size the model expects.
+    #[error("{file}: {reason}")]
+    InputSize {
+        /// The preprocessing file.
+        file: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// Reading a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The tensor library failed (bad safetensors data, device errors).
+    #[error("{context}: {source}")]
+    Candle {
+        /// What was being done.
+        context: String,
+        /// The candle error.
+        source: candle_core::Error,
+    },
+    /// The requested device is not compiled in or not available.
+    #[error("device `{0}`: {1}")]
+    Device(String, String),
+}
+
+/// Where tensors are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The CPU (default).
+    Cpu,
+    /// An NVIDIA GPU by ordinal (needs the `cuda` cargo feature).
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    /// Parses `cpu`, `cuda` or `cuda:N`.
+    pub fn parse(text: &str) -> Result<Self, ModelError> {
+        match text {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => match text.strip_prefix("cuda:").map(str::parse) {
+                Some(Ok(n)) => Ok(Self::Cuda(n)),
+                _ => Err(ModelError::Device(
+                    text.into(),
+                    "expected `cpu`, `cuda` or `cuda:N`".into(),
+                )),
+            },
+        }
+    }
+
+    /// Opens the device.
+    pub fn open(self) -> Result<Device, ModelError> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda(n) if candle_core::utils::cuda_is_available() => Device::new_cuda(n)
+                .map_err(|e| ModelError::Device(format!("cuda:{n}"), e.to_string())),
+            Self::Cuda(n) => Err(ModelError::Device(
+                format!("cuda:{n}"),
+                "this build has no CUDA support; rebuild with `cargo install --features cuda`"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// A checkpoint ready for zero-shot use: model, tokenizer, image preprocessing and provenance.
+pub struct LoadedModel {
+    /// The network.
+    pub clip: ClipModel,
+    /// The checkpoint's tokenizer with CLIP's prompt normalisation.
+    pub tokenizer: ClipTokenizer,
+    /// The checkpoint's image preprocessing.
+    pub preprocess: PreprocessConfig,
+    /// Where the files came from.
+    pub files: ModelFiles,
+    /// The device tensors live on.
+    pub device: Device,
+}
+
+impl LoadedModel {
+    /// Reads, checks and loads every file of a checkpoint.
+    pub fn load(files: ModelFiles, device: &Device) -> Result<Self, ModelError> {
+        let config_text = read_to_string(&files.config)?;
+        let config = ClipConfig::from_json_str(&config_text, &files.config.display().to_string())?;
+        let preprocess = match &files.preprocessor {
+            Some(path) => PreprocessConfig::from_file(path)?,
+            None => {
+                let side = config.vision_config.image_size as u32;
+                PreprocessConfig {
+                    shortest_edge: side,
+                    crop_height: side,
+                    crop_width: side,
+                    ..PreprocessConfig::default()
+                }
+            }
+        };
+        check_input_size(&preprocess, &config, &files)?;
+        let tokenizer =
+            ClipTokenizer::from_file(&files.tokenizer, config.text_config.max_position_embeddings)?;
+        let vb = open_weights(&files.weights, &config, device)?;
+        let clip = ClipModel::new(vb, &config).map_err(|source| ModelError::Candle {
+            context: format!("building the model from {}", files.weights.display()),
+            source,
+        })?;
+        Ok(Self {
+            clip,
+            tokenizer,
+            preprocess,
+            files,
+            device: device.clone(),
+        })
+    }
+}
+
+/// The preprocessing must produce exactly the square input the image tower was built for.
+fn check_input_size(
+    preprocess: &PreprocessConfig,
+    config: &ClipConfig,
+    files: &ModelFiles,
+) -> Result<(), ModelError> {
+    let side = config.vision_config.image_size as u32;
+    let produced = if preprocess.do_center_crop {
+        Some((preprocess.crop_height, preprocess.crop_width))
+    } else {
+        preprocess
+            .exact_size
+            .filter(|_| preprocess.do_resize)
+            .map(|[h, w]| (h, w))
+    };
+    match produced {
+        Some(size) if size == (side, side) => Ok(()),
+        other => Err(ModelError::InputSize {
+            file: files
+                .preprocessor
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("preprocessor_config.json")),
+            reason: match other {
+                Some((h, w)) => format!(
+                    "crops images to {h}×{w}, but config.json has vision_config.image_size {side}"
+                ),
+                None => "does not center-crop or resize to a fixed size, so image sizes would vary                          (set do_center_crop with crop_size equal to the model's image_size)"
+                    .into(),
+            },
+        }),
+    }
+}
+
+fn read_to_string(path: &Path) -> Result<String, ModelError> {
+    std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Memory-maps a safetensors file after checking that it holds every tensor `config` needs, with
+/// the right shapes. Extra tensors (such as `position_ids`) are ignored.
+pub fn open_weights(
+    path: &Path,
+    config: &ClipConfig,
+    device: &Device,
+) -> Result<VarBuilder<'static>, ModelError> {
+    // SAFETY: the file is mapped read-only; clip-audit never writes checkpoint files, and a file
+    // truncated underneath us is a user error outside what any loader can guard against.
+    let tensors =
+        unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.map_err(|source| {
+            ModelError::Candle {
+                context: format!("reading safetensors file {}", path.display()),
+                source,
+            }
+        })?;
+    let shapes: HashMap<String, Vec<usize>> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.shape().to_vec()))
+        .collect();
+    for (name, expected) in config.expected_tensors() {
+        match shapes.get(&name) {
+            None => {
+                return Err(ModelError::MissingTensor {
+                    file: path.to_path_buf(),
+                    name,
+                    expected,
+                });
+            }
+            // `logit_scale` is stored 0-d by transformers and as [1] by some converters.
+            Some(found) if name == "logit_scale" && found.iter().product::<usize>() == 1 => {}
+            Some(found) if *found != expected => {
+                return Err(ModelError::ShapeMismatch {
+                    file: path.to_path_buf(),
+                    name,
+                    expected,
+                    found: found.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let backend = LogitScaleAsScalar(tensors);
+    Ok(VarBuilder::from_backend(
+        Box::new(backend),
+        DType::F32,
+        device.clone(),
+    ))
+}
+
+/// Serves a `[1]`-shaped `logit_scale` as the 0-d tensor the model asks for.
+struct LogitScaleAsScalar(candle_core::safetensors::MmapedSafetensors);
+
+impl candle_nn::var_builder::SimpleBackend for LogitScaleAsScalar {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        if name == "logit_scale" {
+            let t = self.0.load(name, dev)?.to_dtype(dtype)?;
+            return t.reshape(s);
+        }
+        candle_nn::var_builder::SimpleBackend::get(&self.0, s, name, h, dtype, dev)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        candle_nn::var_builder::SimpleBackend::get_unchecked(&self.0, name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.get(name).is_ok()
+    }
+}
