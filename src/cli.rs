@@ -21,6 +21,13 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Audit a model: apply a probe set to a dataset and write a report folder.
+    Run(RunArgs),
+    /// Compute the audit report from an existing predictions file (any classifier, or shards).
+    Aggregate(AggregateArgs),
+    /// Check and inspect probe sets.
+    #[command(subcommand)]
+    Probes(ProbesCommand),
     /// Classify images zero-shot against a list of labels.
     Classify(ClassifyArgs),
     /// Measure image-encoder and end-to-end throughput and write a Markdown report.
@@ -142,4 +149,115 @@ pub struct BenchArgs {
     /// Write the Markdown report here as well as to standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// How images are grouped in the report (shared by `run` and `aggregate`).
+#[derive(Debug, Args)]
+pub struct GroupingArgs {
+    /// Attributes to tabulate one by one, comma-separated (default: every attribute).
+    #[arg(long, value_delimiter = ',', value_name = "ATTR,...")]
+    pub by: Vec<String>,
+
+    /// An intersection to tabulate, e.g. `race*gender`; repeat for several.
+    #[arg(long, value_name = "A*B")]
+    pub intersect: Vec<String>,
+
+    /// Reference group for `ratio_to_reference`, e.g. `race=White`; repeat per attribute
+    /// (default: the largest group).
+    #[arg(long, value_name = "ATTR=GROUP")]
+    pub reference: Vec<String>,
+
+    /// A note shown at the top of the report (e.g. that a model is a test fixture).
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// Options of `clip-audit run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Probe set (TOML, see probes/).
+    #[arg(long, value_name = "FILE")]
+    pub probe: PathBuf,
+
+    /// Dataset spec (TOML, see datasets/) or a FairFace-style label CSV.
+    #[arg(long, value_name = "FILE")]
+    pub dataset: PathBuf,
+
+    /// The checkpoint.
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Report folder to write (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Grouping and report options.
+    #[command(flatten)]
+    pub grouping: GroupingArgs,
+
+    /// Images encoded per forward pass.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub batch: usize,
+
+    /// How many of the most probable labels to keep per image in the predictions.
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub top_k: usize,
+
+    /// Fail on the first missing or undecodable image instead of skipping and listing it.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Also write predictions.csv (top labels and probabilities joined with `|`).
+    #[arg(long)]
+    pub predictions_csv: bool,
+}
+
+/// Options of `clip-audit aggregate`.
+#[derive(Debug, Args)]
+pub struct AggregateArgs {
+    /// Predictions file(s), CSV or Parquet: an id column, attribute columns and a label column;
+    /// several files (shards) are combined.
+    #[arg(long = "predictions", value_name = "FILE", required = true)]
+    pub predictions: Vec<PathBuf>,
+
+    /// Probe set whose labels the predictions use.
+    #[arg(long, value_name = "FILE")]
+    pub probe: PathBuf,
+
+    /// Report folder to write.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Column holding the predicted label.
+    #[arg(long, default_value = "predicted_label", value_name = "NAME")]
+    pub label_column: String,
+
+    /// Dataset spec or label CSV giving the attribute vocabularies (default: the values found,
+    /// with FairFace's known orders).
+    #[arg(long, value_name = "FILE")]
+    pub dataset: Option<PathBuf>,
+
+    /// Grouping and report options.
+    #[command(flatten)]
+    pub grouping: GroupingArgs,
+}
+
+/// `clip-audit probes ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProbesCommand {
+    /// Check probe files; prints one line per file, exits 2 on the first invalid one.
+    Validate {
+        /// Probe files.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a probe's categories, classes, expanded prompts and content hash.
+    Show {
+        /// Probe file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }

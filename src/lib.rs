@@ -8,6 +8,11 @@
 pub mod classify;
 pub mod cli;
 pub mod commands;
+pub mod dataset;
 pub mod embed;
+pub mod export;
 pub mod images;
+pub mod metrics;
 pub mod model;
+pub mod predictions;
+pub mod probe;

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use clip_audit::cli::{Cli, Command};
+use clip_audit::cli::{Cli, Command, ProbesCommand};
 use clip_audit::commands;
+
+mod progress;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,6 +27,43 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Run(args) => {
+            let progress = progress::TerminalProgress::new();
+            let summary = commands::run::run(&args, &progress).context("run")?;
+            progress.finish();
+            eprintln!(
+                "classified {} images, skipped {}; report in {}",
+                summary.classified,
+                summary.skipped,
+                summary.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Aggregate(args) => {
+            let summary = commands::aggregate::run(&args).context("aggregate")?;
+            eprintln!(
+                "aggregated {} predictions; report in {}",
+                summary.classified,
+                summary.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Probes(ProbesCommand::Validate { files }) => {
+            match commands::probes::validate(&files) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("invalid: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::Probes(ProbesCommand::Show { file, json }) => {
+            print!("{}", commands::probes::show(&file, json)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Classify(args) => {
             let report = commands::classify::run(&args).context("classify")?;
             print!("{}", commands::classify::render(&report, args.format)?);

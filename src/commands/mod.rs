@@ -1,8 +1,11 @@
 //! The jobs behind each subcommand, composed from the pipeline stages. Nothing here prints: each
 //! job returns a value the binary renders.
 
+pub mod aggregate;
 pub mod bench;
 pub mod classify;
+pub mod probes;
+pub mod run;
 
 use anyhow::Context;
 

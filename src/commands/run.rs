@@ -1,0 +1,478 @@
+//! `clip-audit run`: apply a probe set to a dataset with a model and write the report folder.
+//!
+//! Records stream from the dataset; the calling thread decodes and preprocesses each batch in
+//! parallel while a second thread encodes the previous batch, classifies it, writes its
+//! predictions and counts them (a bounded queue of two batches keeps memory flat).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::classify::ZeroShotClassifier;
+use crate::cli::{GroupingArgs, RunArgs};
+use crate::dataset::{Dataset, DatasetOptions, RecordItem};
+use crate::embed::{class_embeddings, image_embeddings, pixel_batch};
+use crate::export::{Report, ReportContext, SkippedImage, write_report};
+use crate::metrics::{Attribute, CategoryInfo, Grouping, MetricsAccumulator, MetricsSetup};
+use crate::model::LoadedModel;
+use crate::model::preprocess::preprocess;
+use crate::predictions::{PredictionRow, PredictionsWriter};
+use crate::probe::ProbeSet;
+
+/// Progress events of a run, for a progress bar or log lines.
+pub trait RunProgress: Sync {
+    /// A phase starts (loading the model, embedding prompts, classifying).
+    fn phase(&self, name: &str);
+    /// `done` records of the dataset have been handled (classified or skipped).
+    fn records(&self, done: u64);
+}
+
+/// What a finished run reports back.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The report folder.
+    pub out: PathBuf,
+    /// Images classified.
+    pub classified: u64,
+    /// Records skipped (missing, undecodable, malformed).
+    pub skipped: u64,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// Everything `run.json` records about a run.
+#[derive(Debug, Serialize)]
+struct Provenance {
+    tool: ToolInfo,
+    command: Vec<String>,
+    started_utc: String,
+    model: serde_json::Value,
+    probe: serde_json::Value,
+    dataset: serde_json::Value,
+    records: u64,
+    classified: u64,
+    skipped: u64,
+    batch_size: usize,
+    top_k: usize,
+    threads: usize,
+    device: String,
+    timings_s: BTreeMap<&'static str, f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct ToolInfo {
+    name: &'static str,
+    version: &'static str,
+}
+
+/// A decoded batch on its way to the encoder, in dataset order.
+struct Batch {
+    items: Vec<BatchItem>,
+}
+
+enum BatchItem {
+    Image {
+        id: String,
+        image: String,
+        values: Vec<String>,
+        pixels: Vec<f32>,
+    },
+    Skipped(SkippedImage),
+}
+
+/// Runs the audit and writes the report folder.
+pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSummary> {
+    let started = Instant::now();
+    let started_utc = utc_now();
+    anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+    let probe = ProbeSet::load(&args.probe)?;
+    let dataset = Dataset::open(
+        &args.dataset,
+        &DatasetOptions {
+            offline: args.model.offline,
+            hub_cache: args.model.hub_cache.clone(),
+        },
+    )?;
+    let attributes = dataset.attributes().to_vec();
+    let attribute_names: Vec<String> = attributes.iter().map(|a| a.name.clone()).collect();
+    probe.check_attributes(&attribute_names).with_context(|| {
+        format!(
+            "probe {} on dataset {}",
+            args.probe.display(),
+            args.dataset.display()
+        )
+    })?;
+    let setup = metrics_setup(&probe, &attributes, &args.grouping)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+
+    progress.phase("loading the model");
+    let model = super::load_model(&args.model)?;
+    let loaded = started.elapsed().as_secs_f64();
+    progress.phase("embedding the probe's prompts");
+    let classes = class_embeddings(&model, &probe.prompts())?;
+    let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.clip.logit_scale());
+    let prompts_done = started.elapsed().as_secs_f64();
+
+    progress.phase("classifying");
+    let mut writer = PredictionsWriter::create(&args.out, &attribute_names, args.predictions_csv)?;
+    let mut accumulator = MetricsAccumulator::new(setup.clone());
+    let mut skipped: Vec<SkippedImage> = Vec::new();
+    let mut records_seen = 0u64;
+    let (sender, receiver) = sync_channel::<Batch>(2);
+    let strict = args.strict;
+    let encode_result = std::thread::scope(|scope| -> anyhow::Result<()> {
+        let encoder = scope.spawn(|| -> anyhow::Result<()> {
+            let mut done = 0u64;
+            for batch in receiver {
+                done += batch.items.len() as u64;
+                classify_batch(
+                    batch,
+                    &model,
+                    &classifier,
+                    &probe,
+                    args.top_k,
+                    strict,
+                    &mut writer,
+                    &mut accumulator,
+                    &mut skipped,
+                )?;
+                progress.records(done);
+            }
+            Ok(())
+        });
+        let produced = produce(&dataset, &model, args.batch, &sender, &mut records_seen);
+        drop(sender);
+        let encoded = encoder
+            .join()
+            .map_err(|_| anyhow::anyhow!("the encoder thread panicked"))?;
+        // an encoder error (e.g. --strict) explains a send failure on the producer side
+        encoded?;
+        produced
+    });
+    encode_result?;
+    writer.finish()?;
+    let images_done = started.elapsed().as_secs_f64();
+    let metrics = accumulator.finish();
+    let classified = metrics.n;
+
+    let context = ReportContext {
+        title: format!("{} on {}", probe.name, dataset.name()),
+        probe_name: probe.name.clone(),
+        probe_description: probe.description.clone(),
+        probe_hash: probe.content_hash(),
+        model: model.files.display_name(),
+        dataset: dataset.name().to_string(),
+        categories: setup.categories.clone(),
+        attributes: attributes.clone(),
+        groupings: setup.groupings.clone(),
+        labels: probe
+            .classes
+            .iter()
+            .map(|c| (c.label.clone(), probe.categories[c.category].name.clone()))
+            .collect(),
+        skipped: skipped.clone(),
+        note: args.grouping.note.clone(),
+    };
+    let mut files = write_report(
+        &Report {
+            context: &context,
+            metrics: &metrics,
+        },
+        &args.out,
+    )?;
+    files.insert(0, args.out.join("predictions.parquet"));
+    if args.predictions_csv {
+        files.insert(1, args.out.join("predictions.csv"));
+    }
+
+    let mut timings = BTreeMap::new();
+    timings.insert("model_load", loaded);
+    timings.insert("prompts", prompts_done - loaded);
+    timings.insert("images", images_done - prompts_done);
+    timings.insert("total", started.elapsed().as_secs_f64());
+    let provenance = Provenance {
+        tool: ToolInfo {
+            name: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        command: std::env::args().collect(),
+        started_utc,
+        model: model_provenance(&model)?,
+        probe: serde_json::json!({
+            "name": probe.name,
+            "file": args.probe.display().to_string(),
+            "content_hash": probe.content_hash(),
+            "classes": probe.classes.len(),
+        }),
+        dataset: serde_json::json!({
+            "name": dataset.name(),
+            "argument": args.dataset.display().to_string(),
+            "spec_sha256": dataset.spec_hash(),
+            "source": dataset.provenance(),
+        }),
+        records: records_seen,
+        classified,
+        skipped: skipped.len() as u64,
+        batch_size: args.batch,
+        top_k: args.top_k,
+        threads: super::thread_count(),
+        device: args.model.device.clone(),
+        timings_s: timings,
+    };
+    let run_json = args.out.join("run.json");
+    std::fs::write(&run_json, serde_json::to_string_pretty(&provenance)? + "\n")
+        .with_context(|| format!("writing {}", run_json.display()))?;
+    files.push(run_json);
+    Ok(RunSummary {
+        out: args.out.clone(),
+        classified,
+        skipped: skipped.len() as u64,
+        files,
+    })
+}
+
+/// Reads records, decodes and preprocesses each batch in parallel, and queues it.
+fn produce(
+    dataset: &Dataset,
+    model: &LoadedModel,
+    batch_size: usize,
+    sender: &std::sync::mpsc::SyncSender<Batch>,
+    seen: &mut u64,
+) -> anyhow::Result<()> {
+    let mut pending = Vec::with_capacity(batch_size);
+    let send = |pending: Vec<RecordItem>| -> anyhow::Result<()> {
+        let items = pending
+            .into_par_iter()
+            .map(|item| match item {
+                RecordItem::Skipped(s) => BatchItem::Skipped(SkippedImage {
+                    id: s.id,
+                    image: s.image,
+                    reason: s.reason,
+                }),
+                RecordItem::Record(r) => {
+                    let image = r.image.display();
+                    match r.image.load_rgb() {
+                        Ok(rgb) => BatchItem::Image {
+                            id: r.id,
+                            image,
+                            values: r.values,
+                            pixels: preprocess(&rgb, &model.preprocess),
+                        },
+                        Err(e) => BatchItem::Skipped(SkippedImage {
+                            id: r.id,
+                            image,
+                            reason: e.reason(),
+                        }),
+                    }
+                }
+            })
+            .collect();
+        // a closed channel means the encoder stopped on an error, which the caller reports
+        sender
+            .send(Batch { items })
+            .map_err(|_| anyhow::anyhow!("the encoder stopped"))
+    };
+    for item in dataset.records()? {
+        pending.push(item?);
+        *seen += 1;
+        if pending.len() == batch_size {
+            send(std::mem::replace(
+                &mut pending,
+                Vec::with_capacity(batch_size),
+            ))?;
+        }
+    }
+    if !pending.is_empty() {
+        send(pending)?;
+    }
+    Ok(())
+}
+
+/// Encodes a batch's images, classifies them, and records predictions, counts and skips.
+#[allow(clippy::too_many_arguments)]
+fn classify_batch(
+    batch: Batch,
+    model: &LoadedModel,
+    classifier: &ZeroShotClassifier,
+    probe: &ProbeSet,
+    top_k: usize,
+    strict: bool,
+    writer: &mut PredictionsWriter,
+    accumulator: &mut MetricsAccumulator,
+    skipped: &mut Vec<SkippedImage>,
+) -> anyhow::Result<()> {
+    let mut pixels = Vec::new();
+    let mut meta = Vec::new();
+    for item in batch.items {
+        match item {
+            BatchItem::Image {
+                id,
+                image,
+                values,
+                pixels: p,
+            } => {
+                pixels.push(p);
+                meta.push((id, image, values));
+            }
+            BatchItem::Skipped(s) => {
+                if strict {
+                    bail!("--strict: record {} ({}): {}", s.id, s.image, s.reason);
+                }
+                skipped.push(s);
+            }
+        }
+    }
+    if pixels.is_empty() {
+        return Ok(());
+    }
+    let embeddings = image_embeddings(model, &pixel_batch(model, pixels)?)?;
+    let predictions = classifier.classify(&embeddings, top_k)?;
+    let labels = classifier.labels();
+    for ((id, image, values), prediction) in meta.into_iter().zip(predictions) {
+        let best = prediction.best();
+        accumulator
+            .add(&values, best)
+            .with_context(|| format!("record {id} ({image})"))?;
+        writer.push(PredictionRow {
+            id,
+            image,
+            values,
+            predicted_label: labels[best].clone(),
+            predicted_category: probe.category_of(best).name.clone(),
+            top_labels: prediction
+                .top
+                .iter()
+                .map(|&(c, _)| labels[c].clone())
+                .collect(),
+            top_probs: prediction.top.iter().map(|&(_, p)| p).collect(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Builds the metrics setup: categories and match rules from the probe, groupings and
+/// reference groups from the options.
+pub fn metrics_setup(
+    probe: &ProbeSet,
+    attributes: &[Attribute],
+    options: &GroupingArgs,
+) -> anyhow::Result<MetricsSetup> {
+    let names: Vec<&str> = if options.by.is_empty() {
+        attributes.iter().map(|a| a.name.as_str()).collect()
+    } else {
+        options.by.iter().map(String::as_str).collect()
+    };
+    let mut groupings = Vec::new();
+    for name in names {
+        groupings
+            .push(Grouping::new(&[name], attributes).map_err(|e| anyhow::anyhow!("--by: {e}"))?);
+    }
+    for spec in &options.intersect {
+        let parts: Vec<&str> = spec.split('*').map(str::trim).collect();
+        anyhow::ensure!(
+            parts.len() >= 2 && parts.iter().all(|p| !p.is_empty()),
+            "--intersect {spec:?}: expected two or more attributes joined by `*`, e.g. race*gender"
+        );
+        groupings.push(
+            Grouping::new(&parts, attributes)
+                .map_err(|e| anyhow::anyhow!("--intersect {spec}: {e}"))?,
+        );
+    }
+    let mut reference = BTreeMap::new();
+    for spec in &options.reference {
+        let (attribute, group) = spec.split_once('=').with_context(|| {
+            format!("--reference {spec:?}: expected ATTR=GROUP, e.g. race=White")
+        })?;
+        let grouping = groupings
+            .iter()
+            .find(|g| g.name == attribute)
+            .with_context(|| {
+                format!("--reference {spec:?}: `{attribute}` is not a tabulated grouping")
+            })?;
+        let valid = grouping.attributes.len() == 1
+            && attributes[grouping.attributes[0]]
+                .values
+                .iter()
+                .any(|v| v == group)
+            || grouping.attributes.len() > 1;
+        anyhow::ensure!(
+            valid,
+            "--reference {spec:?}: `{group}` is not a value of `{attribute}`"
+        );
+        reference.insert(attribute.to_string(), group.to_string());
+    }
+    let class_matches = probe
+        .classes
+        .iter()
+        .map(|c| {
+            c.matches
+                .iter()
+                .map(|(a, v)| {
+                    let index = attributes.iter().position(|x| &x.name == a).context("checked")?;
+                    anyhow::ensure!(
+                        attributes[index].values.contains(v),
+                        "probe {}: class `{}` matches {a} = {v:?}, which is not a value of `{a}` in the dataset ({})",
+                        probe.name,
+                        c.label,
+                        attributes[index].values.join(", ")
+                    );
+                    Ok((index, v.clone()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(MetricsSetup {
+        attributes: attributes.to_vec(),
+        groupings,
+        categories: probe
+            .categories
+            .iter()
+            .map(|c| CategoryInfo {
+                name: c.name.clone(),
+                harmful: c.harmful,
+            })
+            .collect(),
+        class_category: probe.classes.iter().map(|c| c.category).collect(),
+        class_matches,
+        reference,
+    })
+}
+
+fn model_provenance(model: &LoadedModel) -> anyhow::Result<serde_json::Value> {
+    let hashes: BTreeMap<String, String> = model.files.sha256_hashes()?.into_iter().collect();
+    Ok(serde_json::json!({
+        "name": model.files.display_name(),
+        "origin": model.files.origin,
+        "sha256": hashes,
+        "logit_scale": model.clip.logit_scale(),
+    }))
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no time-zone crate needed).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,251 @@
+//! FairFace's Hugging Face parquet release (`HuggingFaceM4/FairFace`, dataset repository),
+//! fetched through hf-hub into the standard Hugging Face cache (offline: cache only).
+//!
+//! Layout at commit [`KNOWN_REVISION`] (the default file list, used when a spec gives no
+//! `files`): one folder per padding config, `datasets`-style shard names with a content hash:
+//!
+//! ```text
+//! 0.25/validation-00000-of-00001-951dbd63c8724ee1.parquet      10,954 rows, 63,189,799 bytes
+//! 0.25/train-00000-of-00002-d405faba4f4b9b85.parquet
+//! 0.25/train-00001-of-00002-dd3cb68164727418.parquet
+//! 1.25/validation-00000-of-00001-09e3e67bb00ab4ec.parquet
+//! 1.25/train-0000N-of-00004-….parquet                          (4 shards: list them in `files`)
+//! ```
+//!
+//! Columns: `image` (struct `bytes`, `path`), `age`, `gender`, `race` (int64 class indices) and
+//! `service_test` (bool). The index → name mapping comes from the spec's `codes`, never from here.
+
+use std::path::{Path, PathBuf};
+
+use super::manifest::ParquetFile;
+use super::plan::Plan;
+use super::{DatasetError, DatasetOptions, sha256_file};
+
+/// The FairFace dataset repository on the Hub.
+pub(crate) const DEFAULT_REPO: &str = "HuggingFaceM4/FairFace";
+
+/// The commit whose file layout [`default_files`] describes.
+pub(crate) const KNOWN_REVISION: &str = "54d573cdb8b5af490ba8da9da2799628f6e5c496";
+
+/// The parquet files of a config and split in `HuggingFaceM4/FairFace` at [`KNOWN_REVISION`].
+pub(crate) fn default_files(config: &str, split: &str) -> Option<&'static [&'static str]> {
+    match (config, split) {
+        ("0.25", "validation") => {
+            Some(&["0.25/validation-00000-of-00001-951dbd63c8724ee1.parquet"])
+        }
+        ("0.25", "train") => Some(&[
+            "0.25/train-00000-of-00002-d405faba4f4b9b85.parquet",
+            "0.25/train-00001-of-00002-dd3cb68164727418.parquet",
+        ]),
+        ("1.25", "validation") => {
+            Some(&["1.25/validation-00000-of-00001-09e3e67bb00ab4ec.parquet"])
+        }
+        _ => None,
+    }
+}
+
+/// The fairface parquet formats map class indices explicitly: every plain attribute needs `codes`.
+pub(crate) fn require_codes(
+    spec_file: &Path,
+    plan: &Plan,
+    format: &str,
+) -> Result<(), DatasetError> {
+    match plan.attributes_without_codes().first() {
+        None => Ok(()),
+        Some(name) => Err(DatasetError::Spec {
+            file: spec_file.to_path_buf(),
+            field: format!("attributes.{name}.codes"),
+            message: format!(
+                "required for format {format}: the parquet columns hold class indices, and their names are given explicitly (e.g. codes = {{ 0 = \"Male\", 1 = \"Female\" }}), never guessed"
+            ),
+        }),
+    }
+}
+
+/// Why fetching failed: a dataset error, or a spec field (`field`, message) that cannot be used.
+pub(crate) enum FetchError {
+    Dataset(DatasetError),
+    Spec(&'static str, String),
+}
+
+impl From<DatasetError> for FetchError {
+    fn from(e: DatasetError) -> Self {
+        FetchError::Dataset(e)
+    }
+}
+
+/// The Hub files of a split, in the local cache.
+pub(crate) struct Fetched {
+    repo: String,
+    revision: String,
+    commit: Option<String>,
+    config: String,
+    split: String,
+    cache: PathBuf,
+    files: Vec<(String, PathBuf, String, u64)>,
+}
+
+impl Fetched {
+    /// The cached files, named by their path in the repository.
+    pub fn parquet_files(&self) -> Vec<ParquetFile> {
+        self.files
+            .iter()
+            .map(|(name, path, ..)| ParquetFile {
+                path: path.clone(),
+                name: name.clone(),
+            })
+            .collect()
+    }
+
+    /// `hub` (repo, revision, resolved commit, config, split, cache) and `files` (sha256).
+    pub fn provenance(&self) -> serde_json::Value {
+        let files: Vec<serde_json::Value> = self
+            .files
+            .iter()
+            .map(|(name, path, sha256, bytes)| {
+                serde_json::json!({
+                    "role": "parquet",
+                    "repo_path": name,
+                    "path": path.display().to_string(),
+                    "sha256": sha256,
+                    "bytes": bytes,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "hub": {
+                "repo": self.repo,
+                "repo_type": "dataset",
+                "revision": self.revision,
+                "commit": self.commit,
+                "config": self.config,
+                "split": self.split,
+                "cache": self.cache.display().to_string(),
+            },
+            "files": files,
+        })
+    }
+}
+
+/// Downloads (or, offline, finds in the cache) the split's parquet files and checks pinned
+/// SHA-256 digests.
+pub(crate) fn fetch(
+    repo: &str,
+    revision: &str,
+    config: &str,
+    split: &str,
+    files: Option<&[String]>,
+    sha256: &[(String, String)],
+    options: &DatasetOptions,
+) -> Result<Fetched, FetchError> {
+    let files: Vec<String> = match files {
+        Some(f) => f.to_vec(),
+        None if repo == DEFAULT_REPO => default_files(config, split)
+            .ok_or_else(|| {
+                FetchError::Spec("source.files", format!(
+                    "missing: no default file list for config {config:?} split {split:?} of {repo} (the defaults describe commit {KNOWN_REVISION}); list the parquet files (paths inside the repository)"
+                ))
+            })?
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        None => {
+            return Err(FetchError::Spec("source.files", format!(
+                "missing: list the parquet files of {repo} (paths inside the repository)"
+            )));
+        }
+    };
+    for (pinned, _) in sha256 {
+        if !files.contains(pinned) {
+            return Err(FetchError::Spec(
+                "source.sha256",
+                format!(
+                    "pins {pinned:?}, which is not among the files to read ({})",
+                    files.join(", ")
+                ),
+            ));
+        }
+    }
+    let hub_err = |file: &str, message: String| DatasetError::Hub {
+        repo: repo.to_string(),
+        revision: revision.to_string(),
+        file: file.to_string(),
+        message,
+    };
+    let mut builder = hf_hub::HFClient::builder();
+    if let Some(dir) = &options.hub_cache {
+        builder = builder.cache_dir(dir.clone());
+    }
+    let first = files.first().map(String::as_str).unwrap_or("");
+    let inner = builder.build().map_err(|e| hub_err(first, e.to_string()))?;
+    let cache = inner.cache_dir().to_path_buf();
+    let client =
+        hf_hub::HFClientSync::from_inner(inner).map_err(|e| hub_err(first, e.to_string()))?;
+    let (owner, name) = repo.split_once('/').unwrap_or(("", repo));
+    let handle = client.dataset(owner, name);
+    let mut fetched = Vec::new();
+    let mut commit = None;
+    for file in &files {
+        let result = handle
+            .download_file()
+            .filename(file.as_str())
+            .revision(revision.to_string())
+            .local_files_only(options.offline)
+            .send();
+        let path = match result {
+            Ok(path) => path,
+            Err(hf_hub::HFError::LocalEntryNotFound { .. }) => {
+                return Err(DatasetError::NotCached {
+                    repo: repo.to_string(),
+                    revision: revision.to_string(),
+                    file: file.clone(),
+                    cache: cache.clone(),
+                }
+                .into());
+            }
+            Err(hf_hub::HFError::EntryNotFound { .. }) => {
+                return Err(hub_err(
+                    file,
+                    "the repository has no such file (list the right ones in source.files)".into(),
+                )
+                .into());
+            }
+            Err(e) => return Err(hub_err(file, e.to_string()).into()),
+        };
+        if commit.is_none() {
+            commit = snapshot_commit(&path, file);
+        }
+        let (digest, bytes) = sha256_file(&path)?;
+        let mismatch = sha256
+            .iter()
+            .find(|(f, _)| f == file)
+            .filter(|(_, expected)| !expected.eq_ignore_ascii_case(&digest));
+        if let Some((_, expected)) = mismatch {
+            return Err(DatasetError::Checksum {
+                file: path,
+                expected: expected.to_ascii_lowercase(),
+                actual: digest,
+            }
+            .into());
+        }
+        fetched.push((file.clone(), path, digest, bytes));
+    }
+    Ok(Fetched {
+        repo: repo.to_string(),
+        revision: revision.to_string(),
+        commit,
+        config: config.to_string(),
+        split: split.to_string(),
+        cache,
+        files: fetched,
+    })
+}
+
+/// The commit hash in a cache path `…/snapshots/<commit>/<repo path>`.
+fn snapshot_commit(path: &Path, repo_path: &str) -> Option<String> {
+    let depth = Path::new(repo_path).components().count();
+    let snapshot = path.ancestors().nth(depth)?;
+    let parent = snapshot.parent()?;
+    (parent.file_name()? == "snapshots")
+        .then(|| snapshot.file_name()?.to_str().map(str::to_string))?
+}

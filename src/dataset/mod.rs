@@ -1,0 +1,504 @@
+//! Record sources (DESIGN.md §4): a dataset spec (`datasets/*.toml`) or a FairFace-style label
+//! CSV becomes a deterministic stream of records (id, image, demographic attribute values).
+//!
+//! Formats: `fairface` (label CSV + image folder), `fairface-hub` (the Hugging Face parquet
+//! release, through the standard HF cache), `fairface-parquet` (those parquet files on disk),
+//! `utkface` (a folder of `age_gender_race_datetime.jpg` files) and `manifest` (any CSV or Parquet
+//! with an image column). The spec schema is documented in `src/dataset/spec.rs` and by the
+//! shipped `datasets/*.toml`. Records stream: memory stays flat in the number of images.
+
+mod fairface;
+mod hub;
+mod manifest;
+mod plan;
+mod spec;
+mod utkface;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::metrics::Attribute;
+use plan::Plan;
+use spec::SourceSpec;
+
+pub use fairface::{FAIRFACE_AGES, FAIRFACE_GENDERS, FAIRFACE_RACES, known_vocabulary};
+
+/// Where a record's image bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// An image file on disk (not checked for existence here; the loader counts missing files).
+    File(PathBuf),
+    /// Image bytes embedded in a parquet file; `name` is `<parquet file>#<row>`.
+    Embedded {
+        /// `<parquet file>#<row>`, for messages and `skipped.csv`.
+        name: String,
+        /// The encoded image (JPEG, PNG, …).
+        bytes: Vec<u8>,
+    },
+}
+
+impl ImageSource {
+    /// The path, or the `<parquet file>#<row>` name of an embedded image.
+    pub fn display(&self) -> String {
+        match self {
+            ImageSource::File(path) => path.display().to_string(),
+            ImageSource::Embedded { name, .. } => name.clone(),
+        }
+    }
+
+    /// Decodes the image to 8-bit RGB (see [`crate::images`]).
+    pub fn load_rgb(&self) -> Result<image::RgbImage, crate::images::ImageLoadError> {
+        match self {
+            ImageSource::File(path) => crate::images::load_rgb(path),
+            ImageSource::Embedded { name, bytes } => crate::images::decode_rgb(bytes, name),
+        }
+    }
+}
+
+/// One image with its attribute values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Stable id: the label CSV's `file`, the UTKFace file name, the manifest's id column, …
+    pub id: String,
+    /// Where the image is.
+    pub image: ImageSource,
+    /// One value per attribute, in [`Dataset::attributes`] order.
+    pub values: Vec<String>,
+}
+
+/// A row that could not become a record (e.g. a malformed UTKFace file name), with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRecord {
+    /// The id the record would have had (the file name for UTKFace).
+    pub id: String,
+    /// The image path or name.
+    pub image: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// An item of [`Dataset::records`]: a record, or a reported skip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordItem {
+    /// A usable record.
+    Record(Record),
+    /// A row skipped with its reason (goes to `skipped.csv`).
+    Skipped(SkippedRecord),
+}
+
+/// Options of [`Dataset::open`].
+#[derive(Debug, Clone, Default)]
+pub struct DatasetOptions {
+    /// Never touch the network: Hub files must already be in the cache.
+    pub offline: bool,
+    /// Hugging Face hub cache folder (default: `$HF_HUB_CACHE`, `$HF_HOME/hub` or
+    /// `~/.cache/huggingface/hub`, as hf-hub resolves it).
+    pub hub_cache: Option<PathBuf>,
+}
+
+/// Why a dataset could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The spec is not valid TOML.
+    #[error("{}: {message}", file.display())]
+    SpecSyntax {
+        /// The spec file.
+        file: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A spec field is missing, unknown or invalid.
+    #[error("{}: field {field}: {message}", file.display())]
+    Spec {
+        /// The spec file.
+        file: PathBuf,
+        /// Dotted field path, e.g. `attributes.race.values`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A data file does not have the expected shape (missing column, bad header, unreadable).
+    #[error("{}: {message}", file.display())]
+    Format {
+        /// The data file.
+        file: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A row holds a value that cannot be used (outside the vocabulary, unknown class index,
+    /// image path leaving the dataset root, …).
+    #[error("{}: {row}: {message}", file.display())]
+    Row {
+        /// The data file.
+        file: PathBuf,
+        /// `row 12 (line 13)` for CSV, `row 12` (0-based) for parquet.
+        row: String,
+        /// What is wrong, naming the column and the value.
+        message: String,
+    },
+    /// Offline, and a Hub file is not in the cache.
+    #[error(
+        "dataset {repo}@{revision}: file {file} is not in the Hugging Face cache {} and offline mode forbids downloading it (run once online, or put the file into that cache)",
+        cache.display()
+    )]
+    NotCached {
+        /// `owner/name`.
+        repo: String,
+        /// Requested revision.
+        revision: String,
+        /// Path inside the repository.
+        file: String,
+        /// The cache folder searched.
+        cache: PathBuf,
+    },
+    /// The Hub download failed.
+    #[error("dataset {repo}@{revision}: file {file}: {message}")]
+    Hub {
+        /// `owner/name`.
+        repo: String,
+        /// Requested revision.
+        revision: String,
+        /// Path inside the repository.
+        file: String,
+        /// The client's message.
+        message: String,
+    },
+    /// A file's SHA-256 differs from the one pinned in the spec.
+    #[error("{}: sha256 is {actual}, but the spec pins {expected}", file.display())]
+    Checksum {
+        /// The file.
+        file: PathBuf,
+        /// Pinned digest.
+        expected: String,
+        /// Actual digest.
+        actual: String,
+    },
+    /// `--dataset` is neither a `.toml` spec nor a `.csv` label file.
+    #[error("{}: expected a dataset spec (.toml) or a FairFace-style label CSV (.csv)", path.display())]
+    UnknownInput {
+        /// The argument.
+        path: PathBuf,
+    },
+}
+
+/// The records' source, opened.
+#[derive(Debug)]
+enum Source {
+    Csv(manifest::CsvTable),
+    Parquet(manifest::ParquetTable),
+    Utk(utkface::UtkFolder),
+}
+
+/// An opened dataset: its attributes, provenance and a record stream.
+#[derive(Debug)]
+pub struct Dataset {
+    name: String,
+    description: String,
+    spec_hash: String,
+    provenance: serde_json::Value,
+    plan: Plan,
+    source: Source,
+}
+
+impl Dataset {
+    /// `arg` is a dataset spec (.toml) or a FairFace-style label CSV used directly.
+    pub fn open(arg: &Path, options: &DatasetOptions) -> Result<Dataset, DatasetError> {
+        let ext = arg
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("toml") => Self::open_spec(arg, options),
+            Some("csv") => Self::open_label_csv(arg),
+            _ => Err(DatasetError::UnknownInput {
+                path: arg.to_path_buf(),
+            }),
+        }
+    }
+
+    fn open_spec(file: &Path, options: &DatasetOptions) -> Result<Dataset, DatasetError> {
+        let bytes = std::fs::read(file).map_err(|source| DatasetError::Io {
+            path: file.to_path_buf(),
+            source,
+        })?;
+        let spec_hash = hex(&Sha256::digest(&bytes));
+        let text = String::from_utf8(bytes).map_err(|_| DatasetError::SpecSyntax {
+            file: file.to_path_buf(),
+            message: "not UTF-8 text".into(),
+        })?;
+        let spec = spec::parse(file, &text)?;
+        let plan = Plan::from_specs(file, &spec.attributes)?;
+        let (source, details) = match &spec.source {
+            SourceSpec::FairFace { labels, root } => {
+                let table = fairface::open_spec(labels, root, &plan)?;
+                let details = serde_json::json!({
+                    "files": [file_entry("labels", labels)?],
+                    "image_root": root.display().to_string(),
+                });
+                (Source::Csv(table), details)
+            }
+            SourceSpec::FairFaceHub {
+                repo,
+                revision,
+                config,
+                split,
+                files,
+                sha256,
+                id,
+            } => {
+                hub::require_codes(file, &plan, "fairface-hub")?;
+                let fetched = hub::fetch(
+                    repo,
+                    revision,
+                    config,
+                    split,
+                    files.as_deref(),
+                    sha256,
+                    options,
+                )
+                .map_err(|e| match e {
+                    hub::FetchError::Dataset(e) => e,
+                    hub::FetchError::Spec(field, message) => DatasetError::Spec {
+                        file: file.to_path_buf(),
+                        field: field.into(),
+                        message,
+                    },
+                })?;
+                let table =
+                    manifest::ParquetTable::open_fairface(fetched.parquet_files(), *id, &plan)?;
+                let details = fetched.provenance();
+                (Source::Parquet(table), details)
+            }
+            SourceSpec::FairFaceParquet { paths, id } => {
+                hub::require_codes(file, &plan, "fairface-parquet")?;
+                let files = paths
+                    .iter()
+                    .map(|p| manifest::ParquetFile::local(p.clone()))
+                    .collect::<Vec<_>>();
+                let table = manifest::ParquetTable::open_fairface(files, *id, &plan)?;
+                let entries = paths
+                    .iter()
+                    .map(|p| file_entry("parquet", p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (
+                    Source::Parquet(table),
+                    serde_json::json!({ "files": entries }),
+                )
+            }
+            SourceSpec::UtkFace { root, recursive } => {
+                let folder = utkface::UtkFolder::open(root, *recursive, &plan)?;
+                let details = folder.provenance();
+                (Source::Utk(folder), details)
+            }
+            SourceSpec::Manifest {
+                path,
+                kind,
+                image_column,
+                id_column,
+                root,
+            } => {
+                let source = match kind {
+                    spec::ManifestKind::Csv => Source::Csv(manifest::CsvTable::open(
+                        path,
+                        root,
+                        image_column,
+                        id_column.as_deref(),
+                        &plan,
+                    )?),
+                    spec::ManifestKind::Parquet => {
+                        Source::Parquet(manifest::ParquetTable::open_manifest(
+                            path,
+                            root,
+                            image_column,
+                            id_column.as_deref(),
+                            &plan,
+                        )?)
+                    }
+                };
+                let details = serde_json::json!({
+                    "files": [file_entry("manifest", path)?],
+                    "image_root": root.display().to_string(),
+                    "image_column": image_column,
+                    "id_column": id_column,
+                });
+                (source, details)
+            }
+        };
+        let mut provenance = serde_json::json!({
+            "format": spec.source.format(),
+            "name": spec.name,
+            "spec": { "path": file.display().to_string(), "sha256": spec_hash },
+            "attributes": plan.attributes,
+        });
+        merge(&mut provenance, details);
+        Ok(Dataset {
+            name: spec.name,
+            description: spec.description,
+            spec_hash,
+            provenance,
+            plan,
+            source,
+        })
+    }
+
+    fn open_label_csv(csv: &Path) -> Result<Dataset, DatasetError> {
+        let (plan, table) = fairface::open_direct(csv)?;
+        let entry = file_entry("labels", csv)?;
+        let spec_hash = entry["sha256"].as_str().unwrap_or_default().to_string();
+        let name = csv
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "labels".into());
+        let provenance = serde_json::json!({
+            "format": "fairface-csv",
+            "name": name,
+            "spec": null,
+            "files": [entry],
+            "image_root": table.root().display().to_string(),
+            "attributes": plan.attributes,
+        });
+        Ok(Dataset {
+            description: format!("FairFace-style label CSV {}", csv.display()),
+            name,
+            spec_hash,
+            provenance,
+            plan,
+            source: Source::Csv(table),
+        })
+    }
+
+    /// The spec's `name` (the CSV's file stem for a label CSV).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The spec's `description`.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The attributes with their vocabularies, in spec order (derived attributes included).
+    pub fn attributes(&self) -> &[Attribute] {
+        &self.plan.attributes
+    }
+
+    /// SHA-256 (hex) of the spec file's bytes, or of the CSV when a label CSV is given directly.
+    pub fn spec_hash(&self) -> &str {
+        &self.spec_hash
+    }
+
+    /// Where the records come from: format, spec path and hash, data files with SHA-256, Hub repo,
+    /// revision and resolved commit, image root, attributes.
+    pub fn provenance(&self) -> serde_json::Value {
+        self.provenance.clone()
+    }
+
+    /// Streams records in a deterministic order; memory stays flat in dataset size. After an
+    /// `Err` item the stream ends.
+    pub fn records(
+        &self,
+    ) -> Result<Box<dyn Iterator<Item = Result<RecordItem, DatasetError>> + '_>, DatasetError> {
+        Ok(match &self.source {
+            Source::Csv(table) => Box::new(table.records(&self.plan)?),
+            Source::Parquet(table) => Box::new(table.records(&self.plan)),
+            Source::Utk(folder) => Box::new(folder.records(&self.plan)),
+        })
+    }
+}
+
+/// Adds `extra`'s keys to `base` (both JSON objects).
+fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+}
+
+/// Lowercase hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 and size of a file, read in chunks.
+pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64), DatasetError> {
+    let io = |source| DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((hex(&hasher.finalize()), total))
+}
+
+/// `{role, path, sha256, bytes}` for provenance.
+pub(crate) fn file_entry(role: &str, path: &Path) -> Result<serde_json::Value, DatasetError> {
+    let (sha256, bytes) = sha256_file(path)?;
+    Ok(serde_json::json!({
+        "role": role,
+        "path": path.display().to_string(),
+        "sha256": sha256,
+        "bytes": bytes,
+    }))
+}
+
+/// Checks that an image path from the data stays inside the dataset root and returns it joined
+/// to the root. Rejects empty and absolute paths and `..` components that climb above the root
+/// (a lexical check; files are not touched).
+pub(crate) fn image_path_in_root(root: &Path, raw: &str) -> Result<PathBuf, String> {
+    if raw.is_empty() {
+        return Err("the image path is empty".into());
+    }
+    let path = Path::new(raw);
+    let bytes = raw.as_bytes();
+    let windows_absolute = raw.starts_with('\\')
+        || (bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':');
+    if path.is_absolute() || path.has_root() || windows_absolute {
+        return Err(format!(
+            "image path {raw:?} is absolute; image paths must be relative to the dataset root {}",
+            root.display()
+        ));
+    }
+    let mut depth = 0usize;
+    for component in path.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if depth == 0 {
+                    return Err(format!(
+                        "image path {raw:?} leaves the dataset root {}",
+                        root.display()
+                    ));
+                }
+                depth -= 1;
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("image path {raw:?} is absolute"));
+            }
+        }
+    }
+    Ok(root.join(path))
+}
+
+#[cfg(test)]
+mod tests;

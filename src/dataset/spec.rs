@@ -1,0 +1,590 @@
+//! The dataset spec file (`datasets/*.toml`): a strict reader that names the file and the field in
+//! every error, and rejects keys it does not know.
+//!
+//! Schema (every relative path is relative to the spec file's folder):
+//!
+//! ```toml
+//! name = "fairface-val"                  # required
+//! description = "…"                      # optional
+//!
+//! [source]
+//! format = "fairface"                    # fairface | fairface-hub | fairface-parquet | utkface | manifest
+//! # fairface:          labels = "x.csv", root = "dir" (default: the CSV's folder)
+//! # fairface-hub:      repo (default HuggingFaceM4/FairFace), revision (default "main"),
+//! #                    config = "0.25" | "1.25", split = "validation" | "train",
+//! #                    files = [..] (default: the known layout, see hub.rs), sha256 = { file = "hex" },
+//! #                    id = "row" | "image.path"
+//! # fairface-parquet:  path = "x.parquet" or ["a.parquet", ..], id = "row" | "image.path"
+//! # utkface:           root = "dir", recursive = false
+//! # manifest:          path = "x.csv" | "x.parquet", kind = "csv" | "parquet" (default: extension),
+//! #                    image_column = "..", id_column = ".." (default: the image path), root = "dir"
+//!
+//! [[attributes]]                         # one per attribute, in display order
+//! name = "race"
+//! column = "race"                        # source column (default: name)
+//! codes = { 0 = "East Asian", 1 = "Indian" }   # raw value -> name (required for fairface-hub/-parquet)
+//! values = ["Black", "White", "Indian"]  # vocabulary, display order (required unless bins)
+//!
+//! [[attributes]]                         # derived: bins over a numeric column or attribute
+//! name = "age"
+//! from = "age"
+//! bins = { edges = [3, 10, 20], labels = ["0-2", "3-9", "10-19", "20+"] }
+//!
+//! [[attributes]]                         # derived: value mapping
+//! name = "race_binary"
+//! from = "race"                          # an attribute declared above, else a source column
+//! map = { White = "White" }
+//! default = "Non-White"                  # required unless `map` covers every value of `from`
+//! values = ["White", "Non-White"]
+//! ```
+//!
+//! Rules: every attribute has a vocabulary (`values`; for `bins` it defaults to `labels`), and a
+//! value outside it is a fatal error naming the data file, the row and the value. `codes`
+//! targets, `map` targets, `default` and bin labels must be in the vocabulary. Bins are
+//! half-open: `edges = [3, 10]` gives `(-inf, 3)`, `[3, 10)`, `[10, inf)`. A `map` over an
+//! attribute must cover its whole vocabulary or give `default` (checked when the spec is
+//! opened); over a raw column, an unmapped value without `default` is an error at that row.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::DatasetError;
+
+/// A parsed spec, before it is checked against its data.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub name: String,
+    pub description: String,
+    pub source: SourceSpec,
+    pub attributes: Vec<AttributeSpec>,
+}
+
+/// How a parquet record's id is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdRule {
+    /// `<parquet file>#<row>`.
+    Row,
+    /// The `path` field of the image struct (the original FairFace file name).
+    ImagePath,
+}
+
+/// Manifest file kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ManifestKind {
+    Csv,
+    Parquet,
+}
+
+/// The `[source]` table.
+#[derive(Debug, Clone)]
+pub(crate) enum SourceSpec {
+    FairFace {
+        labels: PathBuf,
+        root: PathBuf,
+    },
+    FairFaceHub {
+        repo: String,
+        revision: String,
+        config: String,
+        split: String,
+        files: Option<Vec<String>>,
+        sha256: Vec<(String, String)>,
+        id: IdRule,
+    },
+    FairFaceParquet {
+        paths: Vec<PathBuf>,
+        id: IdRule,
+    },
+    UtkFace {
+        root: PathBuf,
+        recursive: bool,
+    },
+    Manifest {
+        path: PathBuf,
+        kind: ManifestKind,
+        image_column: String,
+        id_column: Option<String>,
+        root: PathBuf,
+    },
+}
+
+impl SourceSpec {
+    /// The `format` string.
+    pub fn format(&self) -> &'static str {
+        match self {
+            SourceSpec::FairFace { .. } => "fairface",
+            SourceSpec::FairFaceHub { .. } => "fairface-hub",
+            SourceSpec::FairFaceParquet { .. } => "fairface-parquet",
+            SourceSpec::UtkFace { .. } => "utkface",
+            SourceSpec::Manifest { .. } => "manifest",
+        }
+    }
+}
+
+/// One `[[attributes]]` entry.
+#[derive(Debug, Clone)]
+pub(crate) struct AttributeSpec {
+    pub name: String,
+    /// `attributes.<name>`, for error messages.
+    pub field: String,
+    pub values: Option<Vec<String>>,
+    pub kind: AttributeKind,
+}
+
+/// Where an attribute's value comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum AttributeKind {
+    Column {
+        column: String,
+        codes: Option<Vec<(String, String)>>,
+    },
+    Bins {
+        from: String,
+        edges: Vec<f64>,
+        labels: Vec<String>,
+    },
+    Map {
+        from: String,
+        map: Vec<(String, String)>,
+        default: Option<String>,
+    },
+}
+
+/// Parses spec text; `file` is used for messages and to resolve relative paths.
+pub(crate) fn parse(file: &Path, text: &str) -> Result<Spec, DatasetError> {
+    let table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| DatasetError::SpecSyntax {
+                file: file.to_path_buf(),
+                message: e.to_string().trim_end().to_string(),
+            })?;
+    let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
+    let mut top = Node::new(file, String::new(), &table);
+    let name = top.required_string("name")?;
+    if name.trim().is_empty() {
+        return Err(top.err("name", "must not be empty"));
+    }
+    let description = top.string("description")?.unwrap_or_default();
+    let source = match top.table("source")? {
+        Some(node) => parse_source(node, &dir)?,
+        None => return Err(top.err("source", "missing (a [source] table with `format`)")),
+    };
+    let attributes = match top.get("attributes") {
+        None => return Err(top.err("attributes", "missing (at least one [[attributes]] entry)")),
+        Some(toml::Value::Array(items)) => {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let toml::Value::Table(t) = item else {
+                    return Err(top.err(&format!("attributes[{i}]"), "expected a table"));
+                };
+                out.push(parse_attribute(Node::new(
+                    file,
+                    format!("attributes[{i}]"),
+                    t,
+                ))?);
+            }
+            out
+        }
+        Some(_) => {
+            return Err(top.err("attributes", "expected an array of tables ([[attributes]])"));
+        }
+    };
+    if attributes.is_empty() {
+        return Err(top.err("attributes", "must declare at least one attribute"));
+    }
+    top.finish()?;
+    Ok(Spec {
+        name,
+        description,
+        source,
+        attributes,
+    })
+}
+
+fn parse_source(mut node: Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetError> {
+    let format = node.required_string("format")?;
+    let path = |p: String| dir.join(p);
+    let source = match format.as_str() {
+        "fairface" => {
+            let labels = path(node.required_string("labels")?);
+            let root = match node.string("root")? {
+                Some(r) => path(r),
+                None => labels.parent().unwrap_or(Path::new("")).to_path_buf(),
+            };
+            SourceSpec::FairFace { labels, root }
+        }
+        "fairface-hub" => {
+            let repo = node
+                .string("repo")?
+                .unwrap_or_else(|| super::hub::DEFAULT_REPO.to_string());
+            if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
+                return Err(node.err("repo", &format!("expected owner/name, got {repo:?}")));
+            }
+            let revision = node
+                .string("revision")?
+                .unwrap_or_else(|| "main".to_string());
+            let config = node.required_string("config")?;
+            let split = node.required_string("split")?;
+            let files = node.strings("files")?;
+            if files.as_ref().is_some_and(Vec::is_empty) {
+                return Err(node.err("files", "must list at least one parquet file"));
+            }
+            let sha256 = node.string_map("sha256")?.unwrap_or_default();
+            for (f, digest) in &sha256 {
+                if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(node.err(&format!("sha256.{f}"), "expected 64 hex digits"));
+                }
+            }
+            let id = parse_id(&mut node)?;
+            SourceSpec::FairFaceHub {
+                repo,
+                revision,
+                config,
+                split,
+                files,
+                sha256,
+                id,
+            }
+        }
+        "fairface-parquet" => {
+            let paths = node
+                .string_or_strings("path")?
+                .ok_or_else(|| node.err("path", "missing (a parquet file or a list of them)"))?;
+            if paths.is_empty() {
+                return Err(node.err("path", "must list at least one parquet file"));
+            }
+            let id = parse_id(&mut node)?;
+            SourceSpec::FairFaceParquet {
+                paths: paths.into_iter().map(path).collect(),
+                id,
+            }
+        }
+        "utkface" => SourceSpec::UtkFace {
+            root: path(node.required_string("root")?),
+            recursive: node.boolean("recursive")?.unwrap_or(false),
+        },
+        "manifest" => {
+            let file = path(node.required_string("path")?);
+            let kind = match node.string("kind")?.as_deref() {
+                Some("csv") => ManifestKind::Csv,
+                Some("parquet") => ManifestKind::Parquet,
+                Some(other) => {
+                    return Err(node.err(
+                        "kind",
+                        &format!("expected \"csv\" or \"parquet\", got {other:?}"),
+                    ));
+                }
+                None => match file
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                {
+                    Some(e) if e == "csv" => ManifestKind::Csv,
+                    Some(e) if e == "parquet" => ManifestKind::Parquet,
+                    _ => {
+                        return Err(node.err(
+                            "kind",
+                            "missing, and the path's extension is neither .csv nor .parquet",
+                        ));
+                    }
+                },
+            };
+            let image_column = node.required_string("image_column")?;
+            let id_column = node.string("id_column")?;
+            let root = match node.string("root")? {
+                Some(r) => path(r),
+                None => file.parent().unwrap_or(Path::new("")).to_path_buf(),
+            };
+            SourceSpec::Manifest {
+                path: file,
+                kind,
+                image_column,
+                id_column,
+                root,
+            }
+        }
+        other => {
+            return Err(node.err(
+                "format",
+                &format!(
+                    "unknown format {other:?} (expected fairface, fairface-hub, fairface-parquet, utkface or manifest)"
+                ),
+            ));
+        }
+    };
+    node.finish()?;
+    Ok(source)
+}
+
+fn parse_id(node: &mut Node<'_>) -> Result<IdRule, DatasetError> {
+    match node.string("id")?.as_deref() {
+        None | Some("row") => Ok(IdRule::Row),
+        Some("image.path") => Ok(IdRule::ImagePath),
+        Some(other) => Err(node.err(
+            "id",
+            &format!("expected \"row\" or \"image.path\", got {other:?}"),
+        )),
+    }
+}
+
+fn parse_attribute(mut node: Node<'_>) -> Result<AttributeSpec, DatasetError> {
+    let name = node.required_string("name")?;
+    if name.trim().is_empty() {
+        return Err(node.err("name", "must not be empty"));
+    }
+    // From here on, errors name the attribute: `attributes.race.values`.
+    node.path = format!("attributes.{name}");
+    let values = node.strings("values")?;
+    let column = node.string("column")?;
+    let codes = node.string_map("codes")?;
+    let from = node.string("from")?;
+    let bins = node.table("bins")?;
+    let map = node.string_map("map")?;
+    let default = node.string("default")?;
+    let kind = match (from, bins, map) {
+        (None, None, None) => {
+            if default.is_some() {
+                return Err(node.err("default", "only allowed with `map`"));
+            }
+            AttributeKind::Column {
+                column: column.unwrap_or_else(|| name.clone()),
+                codes,
+            }
+        }
+        (from, bins, map) => {
+            let derived_conflict = |key: &str| {
+                node.err(
+                    key,
+                    "not allowed on a derived attribute (one with `from`, `bins` or `map`)",
+                )
+            };
+            if column.is_some() {
+                return Err(derived_conflict("column"));
+            }
+            if codes.is_some() {
+                return Err(derived_conflict("codes"));
+            }
+            let from = from.ok_or_else(|| {
+                node.err("from", "missing (the column or attribute to derive from)")
+            })?;
+            match (bins, map) {
+                (Some(_), Some(_)) => {
+                    return Err(node.err("map", "give either `bins` or `map`, not both"));
+                }
+                (None, None) => {
+                    return Err(node.err("bins", "a derived attribute needs `bins` or `map`"));
+                }
+                (Some(mut b), None) => {
+                    if default.is_some() {
+                        return Err(node.err("default", "only allowed with `map`"));
+                    }
+                    let edges = b
+                        .numbers("edges")?
+                        .ok_or_else(|| b.err("edges", "missing"))?;
+                    let labels = b
+                        .strings("labels")?
+                        .ok_or_else(|| b.err("labels", "missing"))?;
+                    if edges.is_empty() {
+                        return Err(b.err("edges", "must have at least one edge"));
+                    }
+                    if edges.iter().any(|e| !e.is_finite())
+                        || edges.windows(2).any(|w| w[0] >= w[1])
+                    {
+                        return Err(b.err("edges", "must be finite and strictly increasing"));
+                    }
+                    if labels.len() != edges.len() + 1 {
+                        return Err(b.err(
+                            "labels",
+                            &format!(
+                                "{} edges make {} bins, but {} labels are given",
+                                edges.len(),
+                                edges.len() + 1,
+                                labels.len()
+                            ),
+                        ));
+                    }
+                    b.finish()?;
+                    AttributeKind::Bins {
+                        from,
+                        edges,
+                        labels,
+                    }
+                }
+                (None, Some(map)) => AttributeKind::Map { from, map, default },
+            }
+        }
+    };
+    let field = node.path.clone();
+    node.finish()?;
+    Ok(AttributeSpec {
+        name,
+        field,
+        values,
+        kind,
+    })
+}
+
+/// A TOML table being read: tracks which keys were asked for, so unknown keys are reported.
+struct Node<'a> {
+    file: &'a Path,
+    path: String,
+    table: &'a toml::Table,
+    asked: BTreeSet<String>,
+}
+
+impl<'a> Node<'a> {
+    fn new(file: &'a Path, path: String, table: &'a toml::Table) -> Self {
+        Node {
+            file,
+            path,
+            table,
+            asked: BTreeSet::new(),
+        }
+    }
+
+    fn field(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn err(&self, key: &str, message: &str) -> DatasetError {
+        DatasetError::Spec {
+            file: self.file.to_path_buf(),
+            field: self.field(key),
+            message: message.to_string(),
+        }
+    }
+
+    fn get(&mut self, key: &str) -> Option<&'a toml::Value> {
+        self.asked.insert(key.to_string());
+        self.table.get(key)
+    }
+
+    fn string(&mut self, key: &str) -> Result<Option<String>, DatasetError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.err(key, &format!("expected a string, got {}", v.type_str()))),
+        }
+    }
+
+    fn required_string(&mut self, key: &str) -> Result<String, DatasetError> {
+        self.string(key)?.ok_or_else(|| self.err(key, "missing"))
+    }
+
+    fn boolean(&mut self, key: &str) -> Result<Option<bool>, DatasetError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.err(
+                key,
+                &format!("expected true or false, got {}", v.type_str()),
+            )),
+        }
+    }
+
+    fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, DatasetError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    v => Err(self.err(
+                        &format!("{key}[{i}]"),
+                        &format!("expected a string, got {}", v.type_str()),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(v) => Err(self.err(
+                key,
+                &format!("expected an array of strings, got {}", v.type_str()),
+            )),
+        }
+    }
+
+    fn string_or_strings(&mut self, key: &str) -> Result<Option<Vec<String>>, DatasetError> {
+        match self.table.get(key) {
+            Some(toml::Value::String(s)) => {
+                self.asked.insert(key.to_string());
+                Ok(Some(vec![s.clone()]))
+            }
+            _ => self.strings(key),
+        }
+    }
+
+    fn numbers(&mut self, key: &str) -> Result<Option<Vec<f64>>, DatasetError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    toml::Value::Integer(n) => Ok(*n as f64),
+                    toml::Value::Float(f) => Ok(*f),
+                    v => Err(self.err(
+                        &format!("{key}[{i}]"),
+                        &format!("expected a number, got {}", v.type_str()),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(v) => Err(self.err(
+                key,
+                &format!("expected an array of numbers, got {}", v.type_str()),
+            )),
+        }
+    }
+
+    /// A table of string values, in key order of the document's table (TOML tables are maps;
+    /// order is not significant for codes and maps).
+    fn string_map(&mut self, key: &str) -> Result<Option<Vec<(String, String)>>, DatasetError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Table(t)) => t
+                .iter()
+                .map(|(k, v)| match v {
+                    toml::Value::String(s) => Ok((k.clone(), s.clone())),
+                    v => Err(self.err(
+                        &format!("{key}.{k}"),
+                        &format!("expected a string, got {}", v.type_str()),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(v) => Err(self.err(
+                key,
+                &format!(
+                    "expected a table of strings like {{ 0 = \"Male\" }}, got {}",
+                    v.type_str()
+                ),
+            )),
+        }
+    }
+
+    fn table(&mut self, key: &str) -> Result<Option<Node<'a>>, DatasetError> {
+        let field = self.field(key);
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Table(t)) => Ok(Some(Node::new(self.file, field, t))),
+            Some(v) => Err(self.err(key, &format!("expected a table, got {}", v.type_str()))),
+        }
+    }
+
+    /// Fails on the first key that was never asked for.
+    fn finish(self) -> Result<(), DatasetError> {
+        if let Some(unknown) = self.table.keys().find(|k| !self.asked.contains(*k)) {
+            let allowed: Vec<&str> = self.asked.iter().map(String::as_str).collect();
+            return Err(self.err(
+                unknown,
+                &format!("unknown field (allowed here: {})", allowed.join(", ")),
+            ));
+        }
+        Ok(())
+    }
+}

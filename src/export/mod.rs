@@ -1,0 +1,262 @@
+//! The report folder (DESIGN.md §7): one [`Exporter`] per output format — CSV tables,
+//! `metrics.json`, `tables.md`, charts (PNG + SVG) and a self-contained `report.html` — all
+//! rendering the same [`AuditMetrics`] with the run's [`ReportContext`].
+//!
+//! Every format is deterministic: the same inputs give byte-identical files.
+
+mod charts;
+mod csv;
+mod html;
+mod json;
+mod markdown;
+mod view;
+
+use std::path::{Path, PathBuf};
+
+use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping};
+
+pub use self::charts::ChartsExporter;
+pub use self::csv::CsvExporter;
+pub use self::html::HtmlExporter;
+pub use self::json::JsonExporter;
+pub use self::markdown::MarkdownExporter;
+
+/// An image that was not classified (missing, undecodable, outside the dataset root, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedImage {
+    /// The record's id.
+    pub id: String,
+    /// The image path or source as the dataset names it.
+    pub image: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What the report says about the run besides the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct ReportContext {
+    /// Report title (first heading of `tables.md` and `report.html`).
+    pub title: String,
+    /// Probe set name.
+    pub probe_name: String,
+    /// Probe set description.
+    pub probe_description: String,
+    /// Content hash of the probe set.
+    pub probe_hash: String,
+    /// Model id (and revision) as the user named it.
+    pub model: String,
+    /// Dataset name or spec path.
+    pub dataset: String,
+    /// The probe's categories, in order.
+    pub categories: Vec<CategoryInfo>,
+    /// The dataset's attributes with their vocabularies in display order.
+    pub attributes: Vec<Attribute>,
+    /// The groupings the metrics were computed for.
+    pub groupings: Vec<Grouping>,
+    /// (class label, category name) in probe order, for the report's probe section.
+    pub labels: Vec<(String, String)>,
+    /// Images that were not classified.
+    pub skipped: Vec<SkippedImage>,
+    /// A note shown prominently, e.g. "Format example: tiny random-weight model, the numbers
+    /// mean nothing."
+    pub note: Option<String>,
+}
+
+/// The metrics of one run with the context needed to present them.
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a> {
+    /// Run description.
+    pub context: &'a ReportContext,
+    /// Every number of the audit.
+    pub metrics: &'a AuditMetrics,
+}
+
+/// One output format.
+pub trait Exporter {
+    /// Writes this format's files into `dir` (created if needed); returns the files written.
+    fn write(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError>;
+}
+
+/// Writing a report file failed; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Creating a folder or writing a file failed.
+    #[error("{}: cannot write: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// Underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CSV writer failed.
+    #[error("{}: cannot write CSV: {source}", path.display())]
+    Csv {
+        /// The CSV file.
+        path: PathBuf,
+        /// Underlying CSV error.
+        #[source]
+        source: ::csv::Error,
+    },
+    /// Serialising JSON failed.
+    #[error("{}: cannot write JSON: {source}", path.display())]
+    Json {
+        /// The JSON file.
+        path: PathBuf,
+        /// Underlying serde_json error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Drawing a chart failed.
+    #[error("{}: cannot draw chart: {message}", path.display())]
+    Chart {
+        /// The chart file.
+        path: PathBuf,
+        /// What plotters reported.
+        message: String,
+    },
+    /// Encoding a PNG failed.
+    #[error("{}: cannot encode PNG: {source}", path.display())]
+    Png {
+        /// The PNG file.
+        path: PathBuf,
+        /// Underlying image error.
+        #[source]
+        source: image::ImageError,
+    },
+}
+
+/// Every format, in the order [`write_report`] runs them: csv, json, markdown, charts, html.
+pub fn all_exporters() -> Vec<Box<dyn Exporter>> {
+    vec![
+        Box::new(CsvExporter),
+        Box::new(JsonExporter),
+        Box::new(MarkdownExporter),
+        Box::new(ChartsExporter),
+        Box::new(HtmlExporter),
+    ]
+}
+
+/// Writes the whole report folder into `dir`; returns every file written, in order.
+pub fn write_report(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    let mut written = Vec::new();
+    for exporter in all_exporters() {
+        written.extend(exporter.write(report, dir)?);
+    }
+    Ok(written)
+}
+
+/// Creates `dir` and its parents.
+fn create_dir(dir: &Path) -> Result<(), ExportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path`, creating the parent folder.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    if let Some(parent) = path.parent() {
+        create_dir(parent)?;
+    }
+    std::fs::write(path, bytes).map_err(|source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod testdata;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_report_writes_every_format_and_is_deterministic() {
+        let (context, metrics) = testdata::sample();
+        let report = Report {
+            context: &context,
+            metrics: &metrics,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        let b = tmp.path().join("b");
+        let files_a = write_report(&report, &a).unwrap();
+        let files_b = write_report(&report, &b).unwrap();
+        assert_eq!(files_a.len(), files_b.len());
+        let names: Vec<String> = files_a
+            .iter()
+            .map(|p| p.strip_prefix(&a).unwrap().to_string_lossy().into_owned())
+            .collect();
+        for expected in [
+            "groups.csv",
+            "accuracy.csv",
+            "disparities.csv",
+            "skipped.csv",
+            "metrics.json",
+            "tables.md",
+            "charts/race.png",
+            "charts/race.svg",
+            "charts/race_gender-non-human.png",
+            "report.html",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} missing from {names:?}"
+            );
+        }
+        // byte-identical, PNG included (plotters' bitmap drawing is deterministic)
+        for (fa, fb) in files_a.iter().zip(&files_b) {
+            let (x, y) = (std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap());
+            assert!(!x.is_empty(), "{} is empty", fa.display());
+            assert!(x == y, "{} differs between runs", fa.display());
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let (context, metrics) = testdata::sample();
+        let report = Report {
+            context: &context,
+            metrics: &metrics,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        // a plain file where the report folder should be
+        let blocker = tmp.path().join("not-a-dir");
+        std::fs::write(&blocker, b"x").unwrap();
+        let err = write_report(&report, &blocker).unwrap_err();
+        assert!(err.to_string().contains("not-a-dir"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod sample_output {
+    /// Writes the fixture's report to `$EXPORT_SAMPLE_DIR` for eyeballing (skipped when unset).
+    #[test]
+    fn write_sample_report() {
+        let Some(dir) = std::env::var_os("EXPORT_SAMPLE_DIR") else {
+            return;
+        };
+        let (context, metrics) = super::testdata::sample();
+        let report = super::Report {
+            context: &context,
+            metrics: &metrics,
+        };
+        super::write_report(&report, std::path::Path::new(&dir)).unwrap();
+        let (context, metrics) = super::testdata::build(&super::testdata::Names::long_names());
+        let report = super::Report {
+            context: &context,
+            metrics: &metrics,
+        };
+        super::write_report(&report, &std::path::Path::new(&dir).join("long-names")).unwrap();
+        let mut names = super::testdata::Names::fairface();
+        names.races = (0..24).map(|i| format!("Extraordinarily_{i}")).collect();
+        let (context, metrics) = super::testdata::build(&names);
+        let report = super::Report {
+            context: &context,
+            metrics: &metrics,
+        };
+        super::write_report(&report, &std::path::Path::new(&dir).join("many")).unwrap();
+    }
+}

@@ -1,0 +1,654 @@
+//! The report's tables as a small format-neutral document, shared by `tables.md` and
+//! `report.html` so both show the same numbers in the same layout. Strings here are raw; each
+//! renderer escapes them for its format.
+
+use std::collections::BTreeMap;
+
+use super::Report;
+use super::charts::{self, ChartSpec};
+use crate::metrics::disparity::{FAIR_RATIO_HIGH, FAIR_RATIO_LOW};
+use crate::metrics::{
+    ALL, Attribute, AuditMetrics, Disparity, DisparityMetric, GroupAccuracy, GroupRate, Grouping,
+};
+
+/// One piece of the document.
+#[derive(Debug, Clone)]
+pub(crate) enum Block {
+    /// A heading (level 2 or 3; the title is the renderer's).
+    Heading(u8, String),
+    /// A paragraph of plain text.
+    Para(String),
+    /// A table.
+    Table(Table),
+    /// A chart from [`charts::plan`].
+    Chart(ChartSpec),
+}
+
+/// A table whose first column holds row names.
+#[derive(Debug, Clone)]
+pub(crate) struct Table {
+    /// Column headers.
+    pub header: Vec<String>,
+    /// Whether each column holds numbers (right-aligned).
+    pub numeric: Vec<bool>,
+    /// Rows of cells, as wide as the header.
+    pub rows: Vec<Vec<Cell>>,
+    /// A line under the table explaining markers; empty when none.
+    pub footnote: String,
+}
+
+/// One table cell.
+#[derive(Debug, Clone)]
+pub(crate) struct Cell {
+    /// The text.
+    pub text: String,
+    /// Highlighted: a disparity outside the fairness band.
+    pub flagged: bool,
+}
+
+impl Cell {
+    fn plain(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            flagged: false,
+        }
+    }
+
+    fn flag(text: impl Into<String>, flagged: bool) -> Self {
+        Self {
+            text: text.into(),
+            flagged,
+        }
+    }
+}
+
+/// Marker for cells without images.
+pub(crate) const NO_DATA: &str = "—";
+
+/// A rate as a percentage with one decimal.
+pub(crate) fn pct(rate: f64) -> String {
+    format!("{:.1}", rate * 100.0)
+}
+
+/// A 95% interval as percentages, `low–high`.
+pub(crate) fn ci(low: f64, high: f64) -> String {
+    format!("{:.1}–{:.1}", low * 100.0, high * 100.0)
+}
+
+/// A ratio with two decimals (`n/a` when undefined).
+fn ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}"))
+}
+
+/// A p-value: three decimals, or scientific notation below 0.001.
+fn p_value(p: f64) -> String {
+    if p >= 0.001 {
+        format!("{p:.3}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
+/// A category name with its harm marker.
+pub(crate) fn category_label(name: &str, harmful: bool) -> String {
+    if harmful {
+        format!("{name} (harmful)")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Rates and accuracies by grouping, group and category.
+pub(crate) struct Index<'a> {
+    rates: BTreeMap<&'a str, BTreeMap<&'a str, BTreeMap<&'a str, &'a GroupRate>>>,
+    accuracy: BTreeMap<&'a str, BTreeMap<&'a str, &'a GroupAccuracy>>,
+}
+
+impl<'a> Index<'a> {
+    /// Indexes `metrics`.
+    pub fn new(metrics: &'a AuditMetrics) -> Self {
+        let mut rates: BTreeMap<_, BTreeMap<_, BTreeMap<_, _>>> = BTreeMap::new();
+        for r in &metrics.rates {
+            rates
+                .entry(r.attribute.as_str())
+                .or_default()
+                .entry(r.group.as_str())
+                .or_default()
+                .insert(r.category.as_str(), r);
+        }
+        let mut accuracy: BTreeMap<_, BTreeMap<_, _>> = BTreeMap::new();
+        for a in &metrics.accuracy {
+            accuracy
+                .entry(a.attribute.as_str())
+                .or_default()
+                .insert(a.group.as_str(), a);
+        }
+        Self { rates, accuracy }
+    }
+
+    /// The rate of `category` in `group` of `grouping`, if the group has images.
+    pub fn rate(&self, grouping: &str, group: &str, category: &str) -> Option<&'a GroupRate> {
+        self.rates.get(grouping)?.get(group)?.get(category).copied()
+    }
+
+    /// The accuracy of `group` of `grouping`, if some class matches its images.
+    pub fn accuracy(&self, grouping: &str, group: &str) -> Option<&'a GroupAccuracy> {
+        self.accuracy.get(grouping)?.get(group).copied()
+    }
+
+    /// Images in `group` (0 when it has none), from any category's rate.
+    pub fn size(&self, grouping: &str, group: &str) -> u64 {
+        self.rates
+            .get(grouping)
+            .and_then(|g| g.get(group))
+            .and_then(|c| c.values().next())
+            .map_or(0, |r| r.n)
+    }
+}
+
+/// A grouping with its attributes resolved, laid out for display.
+pub(crate) struct Layout<'a> {
+    /// The grouping.
+    pub grouping: &'a Grouping,
+    /// Its attributes, in order.
+    pub attributes: Vec<&'a Attribute>,
+}
+
+impl<'a> Layout<'a> {
+    /// Resolves `grouping`'s attributes; `None` when an index is out of range.
+    pub fn new(grouping: &'a Grouping, attributes: &'a [Attribute]) -> Option<Self> {
+        let attributes = grouping
+            .attributes
+            .iter()
+            .map(|&i| attributes.get(i))
+            .collect::<Option<Vec<_>>>()?;
+        (!attributes.is_empty()).then_some(Self {
+            grouping,
+            attributes,
+        })
+    }
+
+    /// Every grouping of the report that resolves, in order.
+    pub fn all(report: &Report<'a>) -> Vec<Self> {
+        report
+            .context
+            .groupings
+            .iter()
+            .filter_map(|g| Self::new(g, &report.context.attributes))
+            .collect()
+    }
+
+    /// The grouping's name as stored in the metrics (`race*gender`).
+    pub fn name(&self) -> &'a str {
+        &self.grouping.name
+    }
+
+    /// The name for people: attribute names joined with ` × `.
+    pub fn display_name(&self) -> String {
+        self.attributes
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" × ")
+    }
+
+    /// Whether the grouping crosses two or more attributes.
+    pub fn is_intersection(&self) -> bool {
+        self.attributes.len() > 1
+    }
+
+    /// Row keys of the matrix layout: the product of all attributes but the last (for a single
+    /// attribute: one empty key).
+    pub fn row_keys(&self) -> Vec<String> {
+        let mut keys = vec![String::new()];
+        for attribute in &self.attributes[..self.attributes.len() - 1] {
+            keys = keys
+                .iter()
+                .flat_map(|prefix| {
+                    attribute.values.iter().map(move |v| {
+                        if prefix.is_empty() {
+                            v.clone()
+                        } else {
+                            format!("{prefix}*{v}")
+                        }
+                    })
+                })
+                .collect();
+        }
+        keys
+    }
+
+    /// Column keys of the matrix layout: the last attribute's values.
+    pub fn col_keys(&self) -> &'a [String] {
+        match self.attributes.last() {
+            Some(a) => &a.values,
+            None => &[],
+        }
+    }
+
+    /// The group at (row key, column key).
+    pub fn group(row: &str, col: &str) -> String {
+        if row.is_empty() {
+            col.to_string()
+        } else {
+            format!("{row}*{col}")
+        }
+    }
+
+    /// Every group in display order.
+    pub fn groups(&self) -> Vec<String> {
+        let cols = self.col_keys();
+        self.row_keys()
+            .iter()
+            .flat_map(|r| cols.iter().map(move |c| Self::group(r, c)))
+            .collect()
+    }
+
+    /// The corner header of matrix tables: `race ↓ gender →`.
+    fn corner(&self) -> String {
+        let rows: Vec<&str> = self.attributes[..self.attributes.len() - 1]
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        let col = self.attributes.last().map_or("", |a| a.name.as_str());
+        format!("{} ↓ {} →", rows.join(" × "), col)
+    }
+
+    /// Row labels for people (`Black × Male` for 3-attribute keys).
+    fn row_label(key: &str) -> String {
+        key.replace('*', " × ")
+    }
+}
+
+/// The tables of `report`, grouping by grouping, with chart placeholders.
+pub(crate) fn document(report: &Report) -> Vec<Block> {
+    let index = Index::new(report.metrics);
+    let plan = charts::plan(report);
+    let mut blocks = overall(report, &index);
+    for layout in Layout::all(report) {
+        blocks.push(Block::Heading(2, format!("By {}", layout.display_name())));
+        if layout.is_intersection() {
+            blocks.extend(intersection(report, &index, &layout));
+        } else {
+            blocks.extend(single(report, &index, &layout));
+        }
+        blocks.extend(
+            plan.iter()
+                .filter(|c| c.grouping == layout.name())
+                .map(|c| Block::Chart(c.clone())),
+        );
+        if !report.metrics.accuracy.is_empty() {
+            blocks.extend(accuracy(&index, &layout));
+        }
+        blocks.extend(disparities(report, &index, &layout));
+        if let Some(empty) = report.metrics.empty_groups.get(layout.name()) {
+            let names: Vec<String> = empty.iter().map(|g| Layout::row_label(g)).collect();
+            blocks.push(Block::Para(format!(
+                "Groups without images (not in the rates): {}.",
+                names.join(", ")
+            )));
+        }
+    }
+    blocks
+}
+
+fn overall(report: &Report, index: &Index) -> Vec<Block> {
+    let rows = report
+        .context
+        .categories
+        .iter()
+        .map(|c| {
+            let r = index.rate(ALL, ALL, &c.name);
+            vec![
+                Cell::plain(c.name.clone()),
+                Cell::plain(if c.harmful { "yes" } else { "no" }),
+                Cell::plain(r.map_or(NO_DATA.into(), |r| r.count.to_string())),
+                Cell::plain(r.map_or(NO_DATA.into(), |r| pct(r.rate))),
+                Cell::plain(r.map_or(NO_DATA.into(), |r| ci(r.ci_low, r.ci_high))),
+            ]
+        })
+        .collect();
+    let mut blocks = vec![
+        Block::Heading(2, "Overall".into()),
+        Block::Table(Table {
+            header: ["Category", "Harmful", "Images", "Rate (%)", "95% CI (%)"]
+                .map(String::from)
+                .to_vec(),
+            numeric: vec![false, false, true, true, true],
+            rows,
+            footnote: format!("{} images classified.", report.metrics.n),
+        }),
+    ];
+    if let Some(all) = index.accuracy(ALL, ALL) {
+        blocks.push(Block::Para(format!(
+            "Zero-shot accuracy over the {} images some class matches: {}% (95% CI {}%).",
+            all.n,
+            pct(all.accuracy),
+            ci(all.ci_low, all.ci_high)
+        )));
+    }
+    blocks
+}
+
+/// Rates table and CI table of a one-attribute grouping: rows = categories, columns = groups.
+fn single(report: &Report, index: &Index, layout: &Layout) -> Vec<Block> {
+    let groups = layout.groups();
+    let name = layout.name();
+    let mut header = vec!["Category".to_string()];
+    header.extend(groups.iter().cloned());
+    let numeric: Vec<bool> = (0..header.len()).map(|i| i > 0).collect();
+    let table = |cell: &dyn Fn(&GroupRate) -> String, with_n: bool, footnote: &str| {
+        let mut rows: Vec<Vec<Cell>> = report
+            .context
+            .categories
+            .iter()
+            .map(|c| {
+                let mut row = vec![Cell::plain(category_label(&c.name, c.harmful))];
+                row.extend(groups.iter().map(|g| {
+                    Cell::plain(index.rate(name, g, &c.name).map_or(NO_DATA.into(), cell))
+                }));
+                row
+            })
+            .collect();
+        if with_n {
+            let mut row = vec![Cell::plain("Images (n)")];
+            row.extend(
+                groups
+                    .iter()
+                    .map(|g| Cell::plain(index.size(name, g).to_string())),
+            );
+            rows.push(row);
+        }
+        Table {
+            header: header.clone(),
+            numeric: numeric.clone(),
+            rows,
+            footnote: footnote.into(),
+        }
+    };
+    let display = layout.display_name();
+    vec![
+        Block::Heading(
+            3,
+            format!("Share of images per predicted category (%), by {display}"),
+        ),
+        Block::Table(table(&|r| pct(r.rate), true, "")),
+        Block::Heading(
+            3,
+            format!("95% confidence intervals (Wilson, %), by {display}"),
+        ),
+        Block::Table(table(&|r| ci(r.ci_low, r.ci_high), false, "")),
+    ]
+}
+
+/// A matrix table: rows = row keys, columns = column keys.
+fn matrix(layout: &Layout, cell: &dyn Fn(&str) -> Option<String>, footnote: &str) -> Table {
+    let cols = layout.col_keys();
+    let mut header = vec![layout.corner()];
+    header.extend(cols.iter().cloned());
+    let numeric: Vec<bool> = (0..header.len()).map(|i| i > 0).collect();
+    let rows = layout
+        .row_keys()
+        .iter()
+        .map(|r| {
+            let mut row = vec![Cell::plain(Layout::row_label(r))];
+            row.extend(
+                cols.iter()
+                    .map(|c| Cell::plain(cell(&Layout::group(r, c)).unwrap_or(NO_DATA.into()))),
+            );
+            row
+        })
+        .collect();
+    Table {
+        header,
+        numeric,
+        rows,
+        footnote: footnote.into(),
+    }
+}
+
+/// The categories an intersection shows: the harmful ones, or all when none is harmful.
+pub(crate) fn shown_categories(report: &Report) -> Vec<usize> {
+    let categories = &report.context.categories;
+    let harmful: Vec<usize> = (0..categories.len())
+        .filter(|&c| categories[c].harmful)
+        .collect();
+    if harmful.is_empty() {
+        (0..categories.len()).collect()
+    } else {
+        harmful
+    }
+}
+
+/// Intersection tables: counts, then per shown category its rates and CIs.
+fn intersection(report: &Report, index: &Index, layout: &Layout) -> Vec<Block> {
+    let name = layout.name();
+    let display = layout.display_name();
+    let mut blocks = vec![
+        Block::Heading(3, format!("Images per group (n), by {display}")),
+        Block::Table(matrix(
+            layout,
+            &|g| Some(index.size(name, g).to_string()),
+            "",
+        )),
+    ];
+    for c in shown_categories(report) {
+        let category = &report.context.categories[c];
+        let label = category_label(&category.name, category.harmful);
+        blocks.push(Block::Heading(
+            3,
+            format!("{label}: share of images (%), by {display}"),
+        ));
+        blocks.push(Block::Table(matrix(
+            layout,
+            &|g| index.rate(name, g, &category.name).map(|r| pct(r.rate)),
+            "",
+        )));
+        blocks.push(Block::Heading(
+            3,
+            format!("{label}: 95% confidence intervals (%), by {display}"),
+        ));
+        blocks.push(Block::Table(matrix(
+            layout,
+            &|g| {
+                index
+                    .rate(name, g, &category.name)
+                    .map(|r| ci(r.ci_low, r.ci_high))
+            },
+            "",
+        )));
+    }
+    blocks
+}
+
+/// Accuracy table of a grouping (only groups some class matches have one).
+fn accuracy(index: &Index, layout: &Layout) -> Vec<Block> {
+    let name = layout.name();
+    let heading = Block::Heading(
+        3,
+        format!("Zero-shot accuracy (%), by {}", layout.display_name()),
+    );
+    if layout.is_intersection() {
+        return vec![
+            heading,
+            Block::Table(matrix(
+                layout,
+                &|g| {
+                    index
+                        .accuracy(name, g)
+                        .map(|a| format!("{} (n={})", pct(a.accuracy), a.n))
+                },
+                "Accuracy over the images of each group that some class matches.",
+            )),
+        ];
+    }
+    let groups = layout.groups();
+    let mut header = vec![String::new()];
+    header.extend(groups.iter().cloned());
+    let numeric: Vec<bool> = (0..header.len()).map(|i| i > 0).collect();
+    let row = |label: &str, cell: &dyn Fn(&GroupAccuracy) -> String| {
+        let mut row = vec![Cell::plain(label)];
+        row.extend(
+            groups
+                .iter()
+                .map(|g| Cell::plain(index.accuracy(name, g).map_or(NO_DATA.into(), cell))),
+        );
+        row
+    };
+    let rows = vec![
+        row("Accuracy (%)", &|a| pct(a.accuracy)),
+        row("95% CI (%)", &|a| ci(a.ci_low, a.ci_high)),
+        row("Correct / n", &|a| format!("{} / {}", a.correct, a.n)),
+    ];
+    vec![
+        heading,
+        Block::Table(Table {
+            header,
+            numeric,
+            rows,
+            footnote: "Accuracy over the images of each group that some class matches.".into(),
+        }),
+    ]
+}
+
+/// Disparity summary of a grouping: per category the extremes, difference, ratio and the groups
+/// whose ratio to the reference leaves the fairness band; then the chi-square p-value.
+fn disparities(report: &Report, index: &Index, layout: &Layout) -> Vec<Block> {
+    let name = layout.name();
+    let rows_of: Vec<&Disparity> = report
+        .metrics
+        .disparities
+        .iter()
+        .filter(|d| d.attribute == name)
+        .collect();
+    if rows_of.is_empty() {
+        return Vec::new();
+    }
+    let find = |category: &str, metric: DisparityMetric| {
+        rows_of
+            .iter()
+            .find(|d| d.category == category && d.metric == metric)
+    };
+    let reference = report.metrics.reference_groups.get(name);
+    let with_rate = |group: &str, category: &str| {
+        let label = Layout::row_label(group);
+        match index.rate(name, group, category) {
+            Some(r) => format!("{label} ({})", pct(r.rate)),
+            None => label,
+        }
+    };
+    let mut rows = Vec::new();
+    for category in &report.context.categories {
+        let c = category.name.as_str();
+        let (Some(diff), Some(ratio_row)) = (
+            find(c, DisparityMetric::Difference),
+            find(c, DisparityMetric::Ratio),
+        ) else {
+            continue;
+        };
+        let outside: Vec<String> = rows_of
+            .iter()
+            .filter(|d| {
+                d.category == c
+                    && d.metric == DisparityMetric::RatioToReference
+                    && (d.flagged || d.value.is_none())
+            })
+            .map(|d| format!("{} {}", Layout::row_label(&d.group), ratio(d.value)))
+            .collect();
+        rows.push(vec![
+            Cell::plain(category_label(c, category.harmful)),
+            Cell::plain(with_rate(&diff.group, c)),
+            Cell::plain(with_rate(&diff.reference_group, c)),
+            Cell::plain(
+                diff.value
+                    .map_or("n/a".into(), |v| format!("{:.1}", v * 100.0)),
+            ),
+            Cell::flag(ratio(ratio_row.value), ratio_row.flagged),
+            Cell::flag(
+                if outside.is_empty() {
+                    "none".to_string()
+                } else {
+                    outside.join(", ")
+                },
+                !outside.is_empty(),
+            ),
+        ]);
+    }
+    let reference_header = match reference {
+        Some(r) => format!(
+            "Ratio to reference ({}) outside the band",
+            Layout::row_label(r)
+        ),
+        None => "Ratio to reference outside the band".to_string(),
+    };
+    let mut blocks = vec![
+        Block::Heading(3, format!("Disparities, by {}", layout.display_name())),
+        Block::Table(Table {
+            header: vec![
+                "Category".into(),
+                "Highest (%)".into(),
+                "Lowest (%)".into(),
+                "Difference (pp)".into(),
+                "Ratio (lowest / highest)".into(),
+                reference_header,
+            ],
+            numeric: vec![false, false, false, true, true, false],
+            rows,
+            footnote: format!(
+                "Highlighted: a ratio outside [{FAIR_RATIO_LOW}, {FAIR_RATIO_HIGH}] (Aequitas' \
+                 four-fifths band); n/a: undefined, the denominator's rate is 0."
+            ),
+        }),
+    ];
+    if let Some(chi) = find("", DisparityMetric::Chi2P) {
+        blocks.push(Block::Para(match chi.value {
+            Some(p) => format!(
+                "Chi-square test of independence between {} and predicted category: p = {}.",
+                layout.display_name(),
+                p_value(p)
+            ),
+            None => format!(
+                "Chi-square test of independence between {} and predicted category: not \
+                 computable (fewer than two non-empty groups or categories).",
+                layout.display_name()
+            ),
+        }));
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::testdata;
+
+    #[test]
+    fn layout_orders_groups_by_vocabulary() {
+        let (context, metrics) = testdata::sample();
+        let report = Report {
+            context: &context,
+            metrics: &metrics,
+        };
+        let layouts = Layout::all(&report);
+        assert_eq!(layouts.len(), 3);
+        assert_eq!(layouts[0].groups(), context.attributes[0].values);
+        assert_eq!(layouts[2].row_keys(), context.attributes[0].values);
+        assert_eq!(
+            layouts[2].col_keys(),
+            context.attributes[1].values.as_slice()
+        );
+        assert_eq!(layouts[2].groups()[1], "Black*Female");
+        let index = Index::new(&metrics);
+        assert_eq!(index.size("race*gender", "East Asian*Female"), 0);
+        assert!(index.size("race", "Black") > 0);
+    }
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(pct(1.0 / 3.0), "33.3");
+        assert_eq!(ci(0.05, 0.125), "5.0–12.5");
+        assert_eq!(p_value(0.5), "0.500");
+        assert_eq!(p_value(0.000_012), "1.2e-5");
+        assert_eq!(ratio(None), "n/a");
+    }
+}
