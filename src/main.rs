@@ -31,6 +31,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let progress = progress::TerminalProgress::new();
             let summary = commands::run::run(&args, &progress).context("run")?;
             progress.finish();
+            for warning in &summary.warnings {
+                eprintln!("warning: {warning}");
+            }
             eprintln!(
                 "classified {} images, skipped {}; report in {}",
                 summary.classified,
@@ -41,6 +44,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Aggregate(args) => {
             let summary = commands::aggregate::run(&args).context("aggregate")?;
+            for warning in &summary.warnings {
+                eprintln!("warning: {warning}");
+            }
             eprintln!(
                 "aggregated {} predictions; report in {}",
                 summary.classified,

@@ -21,9 +21,15 @@ impl TerminalProgress {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} {msg} {human_pos} images [{elapsed_precise}] {per_sec}",
+                    "{msg} {wide_bar} {human_pos}/{human_len} images, {rate} images/s, ETA {eta}",
                 )
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}", state.per_sec());
+                    },
+                ),
             );
             bar
         });
@@ -47,6 +53,16 @@ impl RunProgress for TerminalProgress {
         match &self.bar {
             Some(bar) => bar.set_message(name.to_string()),
             None => eprintln!("[{:>7.1}s] {name}", self.started.elapsed().as_secs_f64()),
+        }
+    }
+
+    fn total(&self, total: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_length(total),
+            None => eprintln!(
+                "[{:>7.1}s] {total} records",
+                self.started.elapsed().as_secs_f64()
+            ),
         }
     }
 

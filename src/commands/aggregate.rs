@@ -28,6 +28,7 @@ struct AggregateProvenance {
     predictions: Vec<serde_json::Value>,
     vocabulary_from: String,
     classified: u64,
+    warnings: Vec<String>,
 }
 
 /// Reads the predictions, computes the metrics and writes the report folder.
@@ -106,7 +107,8 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
         ),
     };
     probe.check_attributes(&attribute_names)?;
-    let setup = metrics_setup(&probe, &attributes, &args.grouping)?;
+    let mut warnings = Vec::new();
+    let setup = metrics_setup(&probe, &attributes, &args.grouping, &mut warnings)?;
     let mut accumulator = MetricsAccumulator::new(setup.clone());
     let mut seen_ids = BTreeSet::new();
     for (table, path) in tables.iter().zip(&args.predictions) {
@@ -194,6 +196,7 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
             .collect::<anyhow::Result<Vec<_>>>()?,
         vocabulary_from,
         classified: metrics.n,
+        warnings: warnings.clone(),
     };
     let run_json: PathBuf = args.out.join("run.json");
     std::fs::write(&run_json, serde_json::to_string_pretty(&provenance)? + "\n")
@@ -204,6 +207,7 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
         classified: metrics.n,
         skipped: 0,
         files,
+        warnings,
     })
 }
 

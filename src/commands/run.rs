@@ -28,6 +28,8 @@ use crate::probe::ProbeSet;
 pub trait RunProgress: Sync {
     /// A phase starts (loading the model, embedding prompts, classifying).
     fn phase(&self, name: &str);
+    /// The dataset holds `total` records (known before classifying starts).
+    fn total(&self, total: u64);
     /// `done` records of the dataset have been handled (classified or skipped).
     fn records(&self, done: u64);
 }
@@ -43,6 +45,8 @@ pub struct RunSummary {
     pub skipped: u64,
     /// Files written.
     pub files: Vec<PathBuf>,
+    /// Things the user should know that did not stop the run.
+    pub warnings: Vec<String>,
 }
 
 /// Everything `run.json` records about a run.
@@ -62,6 +66,7 @@ struct Provenance {
     threads: usize,
     device: String,
     timings_s: BTreeMap<&'static str, f64>,
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,7 +112,8 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
             args.dataset.display()
         )
     })?;
-    let setup = metrics_setup(&probe, &attributes, &args.grouping)?;
+    let mut warnings = Vec::new();
+    let setup = metrics_setup(&probe, &attributes, &args.grouping, &mut warnings)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
@@ -119,6 +125,11 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.clip.logit_scale());
     let prompts_done = started.elapsed().as_secs_f64();
 
+    progress.phase("counting records");
+    // one cheap pass (no image decoding) so progress can show an ETA
+    if let Ok(records) = dataset.records() {
+        progress.total(records.count() as u64);
+    }
     progress.phase("classifying");
     let mut writer = PredictionsWriter::create(&args.out, &attribute_names, args.predictions_csv)?;
     let mut accumulator = MetricsAccumulator::new(setup.clone());
@@ -224,6 +235,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         threads: super::thread_count(),
         device: args.model.device.clone(),
         timings_s: timings,
+        warnings: warnings.clone(),
     };
     let run_json = args.out.join("run.json");
     std::fs::write(&run_json, serde_json::to_string_pretty(&provenance)? + "\n")
@@ -234,6 +246,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         classified,
         skipped: skipped.len() as u64,
         files,
+        warnings,
     })
 }
 
@@ -357,11 +370,12 @@ fn classify_batch(
 }
 
 /// Builds the metrics setup: categories and match rules from the probe, groupings and
-/// reference groups from the options.
+/// reference groups from the options. A `match` value the dataset cannot have is a warning.
 pub fn metrics_setup(
     probe: &ProbeSet,
     attributes: &[Attribute],
     options: &GroupingArgs,
+    warnings: &mut Vec<String>,
 ) -> anyhow::Result<MetricsSetup> {
     let names: Vec<&str> = if options.by.is_empty() {
         attributes.iter().map(|a| a.name.as_str()).collect()
@@ -415,13 +429,15 @@ pub fn metrics_setup(
                 .iter()
                 .map(|(a, v)| {
                     let index = attributes.iter().position(|x| &x.name == a).context("checked")?;
-                    anyhow::ensure!(
-                        attributes[index].values.contains(v),
-                        "probe {}: class `{}` matches {a} = {v:?}, which is not a value of `{a}` in the dataset ({})",
-                        probe.name,
-                        c.label,
-                        attributes[index].values.join(", ")
-                    );
+                    if !attributes[index].values.contains(v) {
+                        warnings.push(format!(
+                            "probe {}: class `{}` matches {a} = {v:?}, which is not a value of `{a}` in \
+                             the dataset ({}), so a prediction of it never counts as correct",
+                            probe.name,
+                            c.label,
+                            attributes[index].values.join(", ")
+                        ));
+                    }
                     Ok((index, v.clone()))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()

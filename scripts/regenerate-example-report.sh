@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Regenerates reports/demo/, the example report shipped with clip-audit: the CLIP paper probe on
+# the offline demo set with the tiny random-weight test model. It shows the report format only;
+# the model is random, so its numbers mean nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf reports/demo
+cargo run --release --quiet -- run \
+    --probe probes/clip-paper-race.toml \
+    --dataset datasets/demo.toml \
+    --model tests/fixtures/tiny-clip \
+    --intersect 'race*gender' \
+    --predictions-csv \
+    --note "Format example: a tiny random-weight test model on synthetic cartoon faces; the numbers mean nothing." \
+    --out reports/demo
