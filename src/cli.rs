@@ -25,6 +25,8 @@ pub enum Command {
     Run(RunArgs),
     /// Compute the audit report from an existing predictions file (any classifier, or shards).
     Aggregate(AggregateArgs),
+    /// Gate CI on fairness rules: exit 0 when every rule holds, 1 when one fails, 2 on errors.
+    Check(CheckArgs),
     /// Check and inspect probe sets.
     #[command(subcommand)]
     Probes(ProbesCommand),
@@ -260,4 +262,28 @@ pub enum ProbesCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Options of `clip-audit check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Report folder written by `run` or `aggregate`.
+    #[arg(value_name = "REPORT_DIR")]
+    pub report: PathBuf,
+
+    /// Rules file (TOML, `[[rule]]` tables; see examples/).
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
+
+    /// Baseline report folder for `max_increase` rules (e.g. the last release's audit).
+    #[arg(long, value_name = "BASELINE_DIR")]
+    pub against: Option<PathBuf>,
+
+    /// Also write JUnit XML here (one test case per rule).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
 }

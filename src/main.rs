@@ -54,6 +54,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Check(args) => {
+            let outcome = commands::check::run(&args)?;
+            print!("{}", outcome.output);
+            Ok(if outcome.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Probes(ProbesCommand::Validate { files }) => {
             match commands::probes::validate(&files) {
                 Ok(text) => {

@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod bench;
+pub mod check;
 pub mod classify;
 pub mod probes;
 pub mod run;

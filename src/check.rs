@@ -1,0 +1,656 @@
+//! The CI gate: fairness rules evaluated against a report folder (and optionally a baseline
+//! report), each giving per-group verdicts. Rules that name something the report lacks are errors,
+//! never passes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a check could not run (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// A file could not be read.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The rules file does not parse or has an unknown key (the message names line and key).
+    #[error("{path}: {message}")]
+    Rules {
+        /// The rules file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A rule is inconsistent or names something the report lacks.
+    #[error("{path}: rule[{index}] ({name}): field `{field}`: {reason}")]
+    Rule {
+        /// The rules file.
+        path: PathBuf,
+        /// 0-based index of the rule.
+        index: usize,
+        /// The rule's name.
+        name: String,
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The metric a rule constrains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleMetric {
+    /// Each group's rate of a category.
+    Rate,
+    /// Largest minus smallest group rate of a category.
+    Difference,
+    /// Smallest over largest group rate of a category.
+    Ratio,
+    /// Each group's zero-shot accuracy.
+    Accuracy,
+    /// Smallest over largest group accuracy.
+    AccuracyRatio,
+}
+
+/// One `[[rule]]` of a rules file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Shown in the output and the JUnit test case.
+    pub name: String,
+    /// What is constrained.
+    pub metric: RuleMetric,
+    /// The category (for `rate`, `difference`, `ratio`).
+    #[serde(default)]
+    pub category: Option<String>,
+    /// The grouping: an attribute or an intersection such as `race*gender`.
+    pub by: String,
+    /// Upper limit.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Lower limit.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Largest allowed rise over the baseline report (rate units), for `rate` and `accuracy`
+    /// (a fall, for accuracy).
+    #[serde(default)]
+    pub max_increase: Option<f64>,
+    /// Judge `max_increase` on the point values alone, even when the intervals overlap.
+    #[serde(default)]
+    pub ignore_ci: bool,
+    /// Only these groups (default: all groups of `by`).
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    /// Groups with fewer images are listed as not judged.
+    #[serde(default)]
+    pub min_group_size: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    rule: Vec<Rule>,
+}
+
+/// Reads and checks a rules file (structure only; names are checked against the report later).
+pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CheckError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let file: RulesFile = toml::from_str(&text).map_err(|e| CheckError::Rules {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    })?;
+    for (index, rule) in file.rule.iter().enumerate() {
+        let bad = |field, reason: &str| CheckError::Rule {
+            path: path.to_path_buf(),
+            index,
+            name: rule.name.clone(),
+            field,
+            reason: reason.to_string(),
+        };
+        let needs_category = matches!(
+            rule.metric,
+            RuleMetric::Rate | RuleMetric::Difference | RuleMetric::Ratio
+        );
+        if needs_category && rule.category.is_none() {
+            return Err(bad("category", "required for this metric"));
+        }
+        if !needs_category && rule.category.is_some() {
+            return Err(bad("category", "accuracy rules take no category"));
+        }
+        if rule.max.is_none() && rule.min.is_none() && rule.max_increase.is_none() {
+            return Err(bad("max", "give `max`, `min` or `max_increase`"));
+        }
+        if rule.max_increase.is_some()
+            && !matches!(rule.metric, RuleMetric::Rate | RuleMetric::Accuracy)
+        {
+            return Err(bad(
+                "max_increase",
+                "applies to `rate` and `accuracy` rules only",
+            ));
+        }
+        for (field, value) in [
+            ("max", rule.max),
+            ("min", rule.min),
+            ("max_increase", rule.max_increase),
+        ] {
+            if let Some(v) = value {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(bad(field, "must be a non-negative number"));
+                }
+            }
+        }
+    }
+    Ok(file.rule)
+}
+
+/// One group's numbers for a rate or accuracy, as read from a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// Images in the group (or matched images, for accuracy).
+    pub n: u64,
+    /// The rate or accuracy.
+    pub value: f64,
+    /// Lower end of the 95% interval.
+    pub ci_low: f64,
+    /// Upper end of the 95% interval.
+    pub ci_high: f64,
+}
+
+/// The tables of a report folder that rules are checked against.
+#[derive(Debug, Default)]
+pub struct ReportTables {
+    /// (grouping, category) → group → numbers, in file order.
+    pub rates: BTreeMap<(String, String), Vec<(String, Measured)>>,
+    /// grouping → group → numbers.
+    pub accuracy: BTreeMap<String, Vec<(String, Measured)>>,
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+impl ReportTables {
+    /// Reads `groups.csv` (required) and `accuracy.csv` (when present) from a report folder.
+    pub fn read(dir: &Path) -> Result<Self, CheckError> {
+        let mut tables = ReportTables {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        let groups = dir.join("groups.csv");
+        if !groups.is_file() {
+            return Err(CheckError::File {
+                path: groups,
+                reason: "missing: not a clip-audit report folder".into(),
+            });
+        }
+        for row in read_rows(
+            &groups,
+            &[
+                "attribute",
+                "group",
+                "category",
+                "n",
+                "rate",
+                "ci_low",
+                "ci_high",
+            ],
+        )? {
+            let measured = measured(&groups, &row, "rate")?;
+            tables
+                .rates
+                .entry((row["attribute"].clone(), row["category"].clone()))
+                .or_default()
+                .push((row["group"].clone(), measured));
+        }
+        let accuracy = dir.join("accuracy.csv");
+        if accuracy.is_file() {
+            for row in read_rows(
+                &accuracy,
+                &["attribute", "group", "n", "accuracy", "ci_low", "ci_high"],
+            )? {
+                let measured = measured(&accuracy, &row, "accuracy")?;
+                tables
+                    .accuracy
+                    .entry(row["attribute"].clone())
+                    .or_default()
+                    .push((row["group"].clone(), measured));
+            }
+        }
+        Ok(tables)
+    }
+}
+
+fn read_rows(path: &Path, required: &[&str]) -> Result<Vec<BTreeMap<String, String>>, CheckError> {
+    let err = |reason: String| CheckError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| err(e.to_string()))?
+        .iter()
+        .map(String::from)
+        .collect();
+    for column in required {
+        if !header.iter().any(|h| h == column) {
+            return Err(err(format!(
+                "no column `{column}` (has: {})",
+                header.join(",")
+            )));
+        }
+    }
+    reader
+        .records()
+        .enumerate()
+        .map(|(i, r)| {
+            let r = r.map_err(|e| err(format!("row {}: {e}", i + 1)))?;
+            Ok(header
+                .iter()
+                .cloned()
+                .zip(r.iter().map(String::from))
+                .collect())
+        })
+        .collect()
+}
+
+fn measured(
+    path: &Path,
+    row: &BTreeMap<String, String>,
+    value: &str,
+) -> Result<Measured, CheckError> {
+    let number = |column: &str| -> Result<f64, CheckError> {
+        row[column].parse::<f64>().map_err(|_| CheckError::File {
+            path: path.to_path_buf(),
+            reason: format!("column `{column}`: {:?} is not a number", row[column]),
+        })
+    };
+    Ok(Measured {
+        n: number("n")? as u64,
+        value: number(value)?,
+        ci_low: number("ci_low")?,
+        ci_high: number("ci_high")?,
+    })
+}
+
+/// The outcome for one group (or one whole-grouping number) under one rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// The rule's name.
+    pub rule: String,
+    /// The group, or `*` for a whole-grouping metric (difference, ratio).
+    pub group: String,
+    /// The measured value (or the rise over the baseline, for `max_increase`).
+    pub value: Option<f64>,
+    /// The limit, e.g. `<= 0.2`.
+    pub limit: String,
+    /// `pass`, `fail` or `not judged`.
+    pub verdict: Outcome,
+    /// Why (for not-judged groups and interval decisions).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// A verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The limit holds.
+    Pass,
+    /// The limit is broken.
+    Fail,
+    /// The group is too small to judge (`min_group_size`).
+    NotJudged,
+}
+
+impl Outcome {
+    /// The word used in tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::NotJudged => "not judged",
+        }
+    }
+}
+
+/// Evaluates every rule; `baseline` is needed by rules with `max_increase`.
+pub fn evaluate(
+    rules_path: &Path,
+    rules: &[Rule],
+    report: &ReportTables,
+    baseline: Option<&ReportTables>,
+) -> Result<Vec<Verdict>, CheckError> {
+    let mut out = Vec::new();
+    for (index, rule) in rules.iter().enumerate() {
+        let bad = |field, reason: String| CheckError::Rule {
+            path: rules_path.to_path_buf(),
+            index,
+            name: rule.name.clone(),
+            field,
+            reason,
+        };
+        let lookup =
+            |tables: &ReportTables, which: &str| -> Result<Vec<(String, Measured)>, CheckError> {
+                let found = match rule.metric {
+                    RuleMetric::Accuracy | RuleMetric::AccuracyRatio => {
+                        tables.accuracy.get(&rule.by).cloned()
+                    }
+                    _ => {
+                        let category = rule.category.clone().unwrap_or_default();
+                        if !tables.rates.keys().any(|(_, c)| *c == category) {
+                            let known: std::collections::BTreeSet<&str> =
+                                tables.rates.keys().map(|(_, c)| c.as_str()).collect();
+                            return Err(bad(
+                                "category",
+                                format!(
+                                    "the {which} report has no category {category:?} (has: {})",
+                                    join(known)
+                                ),
+                            ));
+                        }
+                        tables.rates.get(&(rule.by.clone(), category)).cloned()
+                    }
+                };
+                found.ok_or_else(|| {
+                    let known: std::collections::BTreeSet<&str> = match rule.metric {
+                        RuleMetric::Accuracy | RuleMetric::AccuracyRatio => {
+                            tables.accuracy.keys().map(String::as_str).collect()
+                        }
+                        _ => tables.rates.keys().map(|(a, _)| a.as_str()).collect(),
+                    };
+                    bad(
+                        "by",
+                        format!(
+                            "the {which} report has no {} by {:?} (has: {})",
+                            if matches!(
+                                rule.metric,
+                                RuleMetric::Accuracy | RuleMetric::AccuracyRatio
+                            ) {
+                                "accuracy"
+                            } else {
+                                "rates"
+                            },
+                            rule.by,
+                            join(known)
+                        ),
+                    )
+                })
+            };
+        let mut groups = lookup(report, "checked")?;
+        if let Some(wanted) = &rule.groups {
+            for g in wanted {
+                if !groups.iter().any(|(name, _)| name == g) {
+                    let known: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
+                    return Err(bad(
+                        "groups",
+                        format!("no group {g:?} by {} (has: {})", rule.by, known.join(", ")),
+                    ));
+                }
+            }
+            groups.retain(|(name, _)| wanted.contains(name));
+        }
+        let min_size = rule.min_group_size.unwrap_or(0);
+        let (judged, small): (Vec<_>, Vec<_>) =
+            groups.into_iter().partition(|(_, m)| m.n >= min_size);
+        for (group, m) in &small {
+            out.push(Verdict {
+                rule: rule.name.clone(),
+                group: group.clone(),
+                value: Some(m.value),
+                limit: format!("n >= {min_size}"),
+                verdict: Outcome::NotJudged,
+                note: format!("only {} images", m.n),
+            });
+        }
+        let bounds = |value: f64| -> Vec<(String, bool)> {
+            let mut checks = Vec::new();
+            if let Some(max) = rule.max {
+                checks.push((format!("<= {max}"), value <= max));
+            }
+            if let Some(min) = rule.min {
+                checks.push((format!(">= {min}"), value >= min));
+            }
+            checks
+        };
+        match rule.metric {
+            RuleMetric::Rate | RuleMetric::Accuracy => {
+                for (group, m) in &judged {
+                    for (limit, ok) in bounds(m.value) {
+                        out.push(verdict(
+                            rule,
+                            group,
+                            Some(m.value),
+                            limit,
+                            ok,
+                            String::new(),
+                        ));
+                    }
+                }
+                if let Some(max_increase) = rule.max_increase {
+                    let baseline = baseline.ok_or_else(|| {
+                        bad(
+                            "max_increase",
+                            "needs a baseline report: pass --against DIR".into(),
+                        )
+                    })?;
+                    let before = lookup(baseline, "baseline")?;
+                    let higher_is_worse = rule.metric == RuleMetric::Rate;
+                    for (group, now) in &judged {
+                        let Some((_, then)) = before.iter().find(|(g, _)| g == group) else {
+                            out.push(Verdict {
+                                rule: rule.name.clone(),
+                                group: group.clone(),
+                                value: None,
+                                limit: format!("rise <= {max_increase}"),
+                                verdict: Outcome::NotJudged,
+                                note: "group absent from the baseline report".into(),
+                            });
+                            continue;
+                        };
+                        let rise = if higher_is_worse {
+                            now.value - then.value
+                        } else {
+                            then.value - now.value
+                        };
+                        let overlap = now.ci_low <= then.ci_high && then.ci_low <= now.ci_high;
+                        let exceeded = rise > max_increase + 1e-12;
+                        let fails = exceeded && (rule.ignore_ci || !overlap);
+                        let note = if exceeded && overlap && !rule.ignore_ci {
+                            format!(
+                                "rise exceeds the limit but the 95% intervals overlap ({:.4}–{:.4} vs baseline {:.4}–{:.4})",
+                                now.ci_low, now.ci_high, then.ci_low, then.ci_high
+                            )
+                        } else {
+                            format!("baseline {:.4}, now {:.4}", then.value, now.value)
+                        };
+                        out.push(verdict(
+                            rule,
+                            group,
+                            Some(rise),
+                            format!("rise <= {max_increase}"),
+                            !fails,
+                            note,
+                        ));
+                    }
+                }
+            }
+            RuleMetric::Difference | RuleMetric::Ratio | RuleMetric::AccuracyRatio => {
+                let values: Vec<f64> = judged.iter().map(|(_, m)| m.value).collect();
+                let (value, note) = if values.len() < 2 {
+                    (None, "fewer than two judged groups".to_string())
+                } else {
+                    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+                    let name = |v: f64| {
+                        judged
+                            .iter()
+                            .find(|(_, m)| m.value == v)
+                            .map_or(String::new(), |(g, _)| g.clone())
+                    };
+                    let note = format!("max {} ({hi:.4}), min {} ({lo:.4})", name(hi), name(lo));
+                    match rule.metric {
+                        RuleMetric::Difference => (Some(hi - lo), note),
+                        _ if hi > 0.0 => (Some(lo / hi), note),
+                        _ => (Some(1.0), note),
+                    }
+                };
+                match value {
+                    Some(v) => {
+                        for (limit, ok) in bounds(v) {
+                            out.push(verdict(rule, "*", Some(v), limit, ok, note.clone()));
+                        }
+                    }
+                    None => out.push(Verdict {
+                        rule: rule.name.clone(),
+                        group: "*".into(),
+                        value: None,
+                        limit: String::new(),
+                        verdict: Outcome::NotJudged,
+                        note,
+                    }),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn verdict(
+    rule: &Rule,
+    group: &str,
+    value: Option<f64>,
+    limit: String,
+    ok: bool,
+    note: String,
+) -> Verdict {
+    Verdict {
+        rule: rule.name.clone(),
+        group: group.to_string(),
+        value,
+        limit,
+        verdict: if ok { Outcome::Pass } else { Outcome::Fail },
+        note,
+    }
+}
+
+fn join(items: std::collections::BTreeSet<&str>) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.into_iter().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Whether every verdict passed (not-judged groups do not fail a rule).
+pub fn all_pass(verdicts: &[Verdict]) -> bool {
+    verdicts.iter().all(|v| v.verdict != Outcome::Fail)
+}
+
+/// A people-readable table of verdicts.
+pub fn render_table(verdicts: &[Verdict]) -> String {
+    let mut rows = vec![[
+        "rule".to_string(),
+        "group".into(),
+        "value".into(),
+        "limit".into(),
+        "verdict".into(),
+        "note".into(),
+    ]];
+    for v in verdicts {
+        rows.push([
+            v.rule.clone(),
+            v.group.clone(),
+            v.value.map_or("–".into(), |x| format!("{x:.4}")),
+            v.limit.clone(),
+            v.verdict.as_str().to_uppercase(),
+            v.note.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| format!("{cell:<w$}", w = widths[c]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// JUnit XML: one test case per rule; failures carry the offending groups and values.
+pub fn render_junit(rules: &[Rule], verdicts: &[Verdict]) -> String {
+    let failures = rules
+        .iter()
+        .filter(|r| {
+            verdicts
+                .iter()
+                .any(|v| v.rule == r.name && v.verdict == Outcome::Fail)
+        })
+        .count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"clip-audit check\" tests=\"{}\" failures=\"{failures}\">\n",
+        rules.len()
+    );
+    for rule in rules {
+        let mine: Vec<&Verdict> = verdicts.iter().filter(|v| v.rule == rule.name).collect();
+        out.push_str(&format!(
+            "  <testcase classname=\"clip-audit\" name=\"{}\">\n",
+            xml(&rule.name)
+        ));
+        let failed: Vec<&&Verdict> = mine.iter().filter(|v| v.verdict == Outcome::Fail).collect();
+        if !failed.is_empty() {
+            let lines: Vec<String> = failed
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{}: {} (limit {}) {}",
+                        v.group,
+                        v.value.map_or("–".into(), |x| format!("{x:.4}")),
+                        v.limit,
+                        v.note
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "    <failure message=\"{} group(s) outside the limit\">{}</failure>\n",
+                failed.len(),
+                xml(&lines.join("\n"))
+            ));
+        }
+        let skipped: Vec<String> = mine
+            .iter()
+            .filter(|v| v.verdict == Outcome::NotJudged)
+            .map(|v| format!("{}: {}", v.group, v.note))
+            .collect();
+        if !skipped.is_empty() {
+            out.push_str(&format!(
+                "    <system-out>not judged: {}</system-out>\n",
+                xml(&skipped.join("; "))
+            ));
+        }
+        out.push_str("  </testcase>\n");
+    }
+    out.push_str("</testsuite>\n</testsuites>\n");
+    out
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
