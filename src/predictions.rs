@@ -345,8 +345,3 @@ pub fn read_predictions(
         labels,
     })
 }
-
-/// The files of an output folder (`predictions.parquet`) as a path.
-pub fn parquet_path(dir: &Path) -> PathBuf {
-    dir.join("predictions.parquet")
-}

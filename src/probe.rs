@@ -189,6 +189,14 @@ impl ProbeSet {
         self.classes.iter().map(|c| c.label.clone()).collect()
     }
 
+    /// Each class label with its category name, in class order.
+    pub fn label_categories(&self) -> Vec<(String, String)> {
+        self.classes
+            .iter()
+            .map(|c| (c.label.clone(), self.categories[c.category].name.clone()))
+            .collect()
+    }
+
     /// The category of class `index`.
     pub fn category_of(&self, index: usize) -> &Category {
         &self.categories[self.classes[index].category]

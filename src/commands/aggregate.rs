@@ -159,11 +159,7 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
         categories: setup.categories.clone(),
         attributes: attributes.clone(),
         groupings: setup.groupings.clone(),
-        labels: probe
-            .classes
-            .iter()
-            .map(|c| (c.label.clone(), probe.categories[c.category].name.clone()))
-            .collect(),
+        labels: probe.label_categories(),
         skipped: Vec::new(),
         note: args.grouping.note.clone(),
     };

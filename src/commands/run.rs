@@ -182,11 +182,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         categories: setup.categories.clone(),
         attributes: attributes.clone(),
         groupings: setup.groupings.clone(),
-        labels: probe
-            .classes
-            .iter()
-            .map(|c| (c.label.clone(), probe.categories[c.category].name.clone()))
-            .collect(),
+        labels: probe.label_categories(),
         skipped: skipped.clone(),
         note: args.grouping.note.clone(),
     };
