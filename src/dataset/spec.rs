@@ -486,26 +486,37 @@ impl<'a> Node<'a> {
         }
     }
 
-    fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, DatasetError> {
+    /// An array whose items `convert` accepts; `what` names one item in errors.
+    fn array_of<T>(
+        &mut self,
+        key: &str,
+        what: &str,
+        convert: impl Fn(&toml::Value) -> Option<T>,
+    ) -> Result<Option<Vec<T>>, DatasetError> {
         match self.get(key) {
             None => Ok(None),
             Some(toml::Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| match v {
-                    toml::Value::String(s) => Ok(s.clone()),
-                    v => Err(self.err(
-                        &format!("{key}[{i}]"),
-                        &format!("expected a string, got {}", v.type_str()),
-                    )),
+                .map(|(i, v)| {
+                    convert(v).ok_or_else(|| {
+                        self.err(
+                            &format!("{key}[{i}]"),
+                            &format!("expected a {what}, got {}", v.type_str()),
+                        )
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Some(v) => Err(self.err(
                 key,
-                &format!("expected an array of strings, got {}", v.type_str()),
+                &format!("expected an array of {what}s, got {}", v.type_str()),
             )),
         }
+    }
+
+    fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, DatasetError> {
+        self.array_of(key, "string", |v| v.as_str().map(String::from))
     }
 
     fn string_or_strings(&mut self, key: &str) -> Result<Option<Vec<String>>, DatasetError> {
@@ -519,26 +530,9 @@ impl<'a> Node<'a> {
     }
 
     fn numbers(&mut self, key: &str) -> Result<Option<Vec<f64>>, DatasetError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    toml::Value::Integer(n) => Ok(*n as f64),
-                    toml::Value::Float(f) => Ok(*f),
-                    v => Err(self.err(
-                        &format!("{key}[{i}]"),
-                        &format!("expected a number, got {}", v.type_str()),
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(v) => Err(self.err(
-                key,
-                &format!("expected an array of numbers, got {}", v.type_str()),
-            )),
-        }
+        self.array_of(key, "number", |v| {
+            v.as_integer().map(|n| n as f64).or_else(|| v.as_float())
+        })
     }
 
     /// A table of string values, in key order of the document's table (TOML tables are maps;
