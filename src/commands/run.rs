@@ -171,6 +171,23 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     let images_done = started.elapsed().as_secs_f64();
     let metrics = accumulator.finish();
     let classified = metrics.n;
+    if classified == 0 {
+        let first: Vec<String> = skipped
+            .iter()
+            .take(3)
+            .map(|s| format!("{}: {}", s.image, s.reason))
+            .collect();
+        bail!(
+            "no image was classified: {} has {records_seen} records, {} of them skipped{}",
+            args.dataset.display(),
+            skipped.len(),
+            if first.is_empty() {
+                String::new()
+            } else {
+                format!(" (first: {})", first.join("; "))
+            }
+        );
+    }
 
     let context = ReportContext {
         title: format!("{} on {}", probe.name, dataset.name()),
