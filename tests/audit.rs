@@ -316,6 +316,19 @@ fn bad_dataset_input_is_an_error_naming_row_and_value() {
     let e = failed(&run(&data.path().join("labels.csv"), out.path(), &[]));
     assert!(e.contains("outside.jpg") && e.contains("row"), "{e}");
 
+    // nothing classifiable: an error, not a report of zeros
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(
+        empty.path().join("labels.csv"),
+        "file,age,gender,race,service_test\nval/gone.jpg,20-29,Male,White,True\n",
+    )
+    .unwrap();
+    let e = failed(&run(&empty.path().join("labels.csv"), out.path(), &[]));
+    assert!(
+        e.contains("no image was classified") && e.contains("gone.jpg"),
+        "{e}"
+    );
+
     let data = fairface_folder("");
     let e = failed(&run(
         &data.path().join("labels.csv"),
