@@ -132,6 +132,14 @@ pub struct BenchArgs {
     )]
     pub tokenizer: PathBuf,
 
+    /// Probe set whose prompts the end-to-end run embeds.
+    #[arg(
+        long,
+        default_value = "probes/clip-paper-race.toml",
+        value_name = "FILE"
+    )]
+    pub probe: PathBuf,
+
     /// Folder of images for the end-to-end run (default: synthetic 448×448 JPEGs).
     #[arg(long, value_name = "DIR")]
     pub images: Option<PathBuf>,

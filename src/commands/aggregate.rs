@@ -9,13 +9,13 @@ use serde::Serialize;
 
 use crate::cli::AggregateArgs;
 use crate::dataset::{Dataset, DatasetOptions};
-use crate::export::{Report, ReportContext, write_report};
+use crate::export::{Report, write_report};
 use crate::metrics::{Attribute, MetricsAccumulator};
 use crate::model::source::sha256_file;
 use crate::predictions::read_predictions;
 use crate::probe::ProbeSet;
 
-use super::run::{RunSummary, metrics_setup};
+use super::run::{RunSummary, metrics_setup, report_context};
 
 /// Provenance of an aggregation (`run.json`).
 #[derive(Debug, Serialize)]
@@ -144,25 +144,18 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
     let metrics = accumulator.finish();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let context = ReportContext {
-        title: format!("{} (aggregated predictions)", probe.name),
-        probe_name: probe.name.clone(),
-        probe_description: probe.description.clone(),
-        probe_hash: probe.content_hash(),
-        model: "predictions file".into(),
-        dataset: args
-            .predictions
+    let context = report_context(
+        format!("{} (aggregated predictions)", probe.name),
+        &probe,
+        &setup,
+        "predictions file".into(),
+        args.predictions
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        categories: setup.categories.clone(),
-        attributes: attributes.clone(),
-        groupings: setup.groupings.clone(),
-        labels: probe.label_categories(),
-        skipped: Vec::new(),
-        note: args.grouping.note.clone(),
-    };
+        args.grouping.note.clone(),
+    );
     let mut files = write_report(
         &Report {
             context: &context,

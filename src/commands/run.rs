@@ -190,18 +190,15 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     }
 
     let context = ReportContext {
-        title: format!("{} on {}", probe.name, dataset.name()),
-        probe_name: probe.name.clone(),
-        probe_description: probe.description.clone(),
-        probe_hash: probe.content_hash(),
-        model: model.files.display_name(),
-        dataset: dataset.name().to_string(),
-        categories: setup.categories.clone(),
-        attributes: attributes.clone(),
-        groupings: setup.groupings.clone(),
-        labels: probe.label_categories(),
         skipped: skipped.clone(),
-        note: args.grouping.note.clone(),
+        ..report_context(
+            format!("{} on {}", probe.name, dataset.name()),
+            &probe,
+            &setup,
+            model.files.display_name(),
+            dataset.name().to_string(),
+            args.grouping.note.clone(),
+        )
     };
     let mut files = write_report(
         &Report {
@@ -380,6 +377,31 @@ fn classify_batch(
         })?;
     }
     Ok(())
+}
+
+/// The report context of `probe` tabulated with `setup` (no skipped images; set them after).
+pub fn report_context(
+    title: String,
+    probe: &ProbeSet,
+    setup: &MetricsSetup,
+    model: String,
+    dataset: String,
+    note: Option<String>,
+) -> ReportContext {
+    ReportContext {
+        title,
+        probe_name: probe.name.clone(),
+        probe_description: probe.description.clone(),
+        probe_hash: probe.content_hash(),
+        model,
+        dataset,
+        categories: setup.categories.clone(),
+        attributes: setup.attributes.clone(),
+        groupings: setup.groupings.clone(),
+        labels: probe.label_categories(),
+        skipped: Vec::new(),
+        note,
+    }
 }
 
 /// Builds the metrics setup: categories and match rules from the probe, groupings and

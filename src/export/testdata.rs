@@ -29,17 +29,7 @@ impl Names {
         Self {
             title: "CLIP ViT-B/32 on FairFace: clip-paper-race".into(),
             race: "race".into(),
-            races: [
-                "Black",
-                "White",
-                "Indian",
-                "Latino_Hispanic",
-                "Middle Eastern",
-                "Southeast Asian",
-                "East Asian",
-            ]
-            .map(String::from)
-            .to_vec(),
+            races: crate::dataset::FAIRFACE_RACES.map(String::from).to_vec(),
             gender: "gender".into(),
             genders: vec!["Male".into(), "Female".into()],
             categories: ["human".into(), "non-human".into(), "crime-related".into()],
