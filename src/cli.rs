@@ -60,6 +60,20 @@ pub struct ModelArgs {
     /// Device to run on: `cpu`, or `cuda[:N]` in builds with the `cuda` feature.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
+
+    /// Number format of the image encoder: `f32` (matches the reference) or `bf16` (needs a CPU
+    /// with AMX; elsewhere it falls back to f32 and says so in a warning and in run.json).
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32, value_name = "DTYPE")]
+    pub dtype: DtypeArg,
+}
+
+/// Values of `--dtype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    /// 32-bit floats.
+    F32,
+    /// bfloat16 products, f32 accumulation.
+    Bf16,
 }
 
 /// Output format of `classify`.
@@ -156,9 +170,30 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub reps: usize,
 
-    /// Write the Markdown report here as well as to standard output.
+    /// Measure the image encoder (and the machine's matrix multiply) only: no end-to-end run.
+    #[arg(long)]
+    pub encoder_only: bool,
+
+    /// Number format of the image encoder (see `run --dtype`).
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32, value_name = "DTYPE")]
+    pub dtype: DtypeArg,
+
+    /// Report format on standard output.
+    #[arg(long, value_enum, default_value_t = BenchFormat::Markdown, value_name = "FORMAT")]
+    pub format: BenchFormat,
+
+    /// Write the report here as well as to standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// Output format of `bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchFormat {
+    /// A Markdown table.
+    Markdown,
+    /// One JSON object (`encoder`, `gemm`, `end_to_end`, `cpu`, `amx`).
+    Json,
 }
 
 /// How images are grouped in the report (shared by `run` and `aggregate`).

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use clip_audit::cli::{Cli, Command, ProbesCommand};
+use clip_audit::cli::{BenchFormat, Cli, Command, ProbesCommand};
 use clip_audit::commands;
 
 mod progress;
@@ -97,8 +97,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Bench(args) => {
-            let report =
+            let results =
                 commands::bench::run(&args, |line| eprintln!("{line}")).context("bench")?;
+            let report = match args.format {
+                BenchFormat::Markdown => commands::bench::markdown(&results)?,
+                BenchFormat::Json => serde_json::to_string_pretty(&results)? + "\n",
+            };
             print!("{report}");
             if let Some(path) = &args.out {
                 std::fs::write(path, &report)

@@ -57,6 +57,11 @@ fn check_preset(name: &str, expected_width: usize, expected_positions: usize) {
 
     let side = config.vision_config.image_size;
     let pixels = Tensor::randn(0f32, 1f32, (2, 3, side, side), &Device::Cpu).unwrap();
+    // the default CPU image tower is the fused one: this compares it with the plain forward
+    assert_eq!(
+        model.clip.image_encoder_kind(),
+        clip_audit::model::ImageEncoderKind::Fused
+    );
     let ours_image = model.clip.image_features(&pixels).unwrap();
     assert_eq!(ours_image.dims(), &[2, config.projection_dim]);
     let prompts = vec![
@@ -76,7 +81,7 @@ fn check_preset(name: &str, expected_width: usize, expected_positions: usize) {
     let e = relative_error(&values(&ours_image), &values(&their_image));
     assert!(
         e < 1e-4,
-        "{name}: image features differ from candle-transformers by {e}"
+        "{name}: fused image features differ from candle-transformers by {e}"
     );
     let e = relative_error(&values(&ours_text), &values(&their_text));
     assert!(

@@ -14,9 +14,10 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use image::{Rgb, RgbImage};
 use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::classify::ZeroShotClassifier;
-use crate::cli::{BenchArgs, ModelArgs};
+use crate::cli::{BenchArgs, DtypeArg, ModelArgs};
 use crate::embed::{class_embeddings, embed_image_files, image_embeddings};
 use crate::images::load_rgb;
 use crate::model::LoadedModel;
@@ -24,8 +25,8 @@ use crate::model::clip::ClipConfig;
 use crate::model::preprocess::preprocess;
 use crate::probe::ProbeSet;
 
-/// Runs the benchmark; `progress` receives one line per phase. Returns the Markdown report.
-pub fn run(args: &BenchArgs, mut progress: impl FnMut(&str)) -> anyhow::Result<String> {
+/// Runs the benchmark; `progress` receives one line per phase.
+pub fn run(args: &BenchArgs, mut progress: impl FnMut(&str)) -> anyhow::Result<BenchResults> {
     let scratch = std::env::temp_dir().join(format!("clip-audit-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let result = run_in(args, &scratch, &mut progress);
@@ -34,16 +35,94 @@ pub fn run(args: &BenchArgs, mut progress: impl FnMut(&str)) -> anyhow::Result<S
     result
 }
 
+/// Everything one benchmark measured (rendered as Markdown or JSON).
+#[derive(Debug, Serialize)]
+pub struct BenchResults {
+    /// The model measured.
+    pub model: String,
+    /// `model name` from /proc/cpuinfo.
+    pub cpu: String,
+    /// Whether the CPU has AMX-BF16.
+    pub amx: bool,
+    /// Worker threads.
+    pub threads: usize,
+    /// The image encoder alone.
+    pub encoder: EncoderResult,
+    /// The machine's f32 matrix multiply through the same `gemm` kernels.
+    pub gemm: GemmResult,
+    /// The end-to-end run (absent with `--encoder-only`).
+    pub end_to_end: Option<EndToEndResult>,
+}
+
+/// Image-encoder throughput.
+#[derive(Debug, Serialize)]
+pub struct EncoderResult {
+    /// Median images/s over the timed repetitions.
+    pub images_per_s: f64,
+    /// Best images/s.
+    pub best_images_per_s: f64,
+    /// Achieved GFLOP/s at the median.
+    pub gflops: f64,
+    /// GFLOP per image.
+    pub gflop_per_image: f64,
+    /// Images per forward pass.
+    pub batch: usize,
+    /// Timed repetitions.
+    pub reps: usize,
+    /// Number format used (`f32`, `bf16`).
+    pub dtype: &'static str,
+    /// Number format asked for.
+    pub requested_dtype: &'static str,
+    /// Implementation and instruction set, e.g. `fused/avx512`.
+    pub kernel: String,
+    /// Why the format used differs from the one asked for.
+    pub note: Option<String>,
+}
+
+/// Raw matrix-multiply throughput.
+#[derive(Debug, Serialize)]
+pub struct GemmResult {
+    /// Median GFLOP/s.
+    pub gflops: f64,
+    /// `MxKxN` of the product (a ViT-B MLP matmul at batch 32).
+    pub shape: String,
+}
+
+/// End-to-end throughput and its phases.
+#[derive(Debug, Serialize)]
+pub struct EndToEndResult {
+    /// Images classified.
+    pub images: usize,
+    /// Where they came from.
+    pub source: String,
+    /// Images per second over the whole run.
+    pub images_per_s: f64,
+    /// Wall seconds, model load included.
+    pub wall_s: f64,
+    /// Seconds to load the model.
+    pub model_load_s: f64,
+    /// Prompt count and seconds to embed them.
+    pub prompts: usize,
+    /// Probe name.
+    pub probe: String,
+    /// Seconds to embed the prompts.
+    pub prompts_s: f64,
+    /// Seconds for decode, preprocess, encode and classify.
+    pub images_s: f64,
+    /// Decode + preprocess alone, images/s.
+    pub preprocess_images_per_s: f64,
+}
+
 fn run_in(
     args: &BenchArgs,
     scratch: &Path,
     progress: &mut impl FnMut(&str),
-) -> anyhow::Result<String> {
+) -> anyhow::Result<BenchResults> {
     anyhow::ensure!(
         args.n > 0 && args.batch > 0 && args.reps > 0,
         "--n, --batch and --reps must be positive"
     );
-    let (model_name, model_args) = match &args.model {
+    let (model_name, mut model_args) = match &args.model {
         Some(m) => (m.clone(), model_args(m)),
         None => {
             let config = ClipConfig::by_preset_name(&args.preset).with_context(|| {
@@ -64,6 +143,49 @@ fn run_in(
             )
         }
     };
+    model_args.dtype = args.dtype;
+
+    let end_to_end = if args.encoder_only {
+        None
+    } else {
+        Some(time_end_to_end(args, &model_args, scratch, progress)?)
+    };
+
+    progress("image encoder only");
+    let model = super::load_model(&model_args)?;
+    let timing = time_encoder(&model, args.batch, args.reps)?;
+    let gflop = encoder_gflop(model.clip.config());
+    progress("matrix multiply only");
+    let gemm = time_gemm(args.reps.max(5));
+    Ok(BenchResults {
+        model: model_name,
+        cpu: cpu_name(),
+        amx: crate::model::kernels::cpu_has_amx_bf16(),
+        threads: super::thread_count(),
+        encoder: EncoderResult {
+            images_per_s: timing.median,
+            best_images_per_s: timing.best,
+            gflops: gflop * timing.median,
+            gflop_per_image: gflop,
+            batch: args.batch,
+            reps: args.reps,
+            dtype: model.compute.used.name(),
+            requested_dtype: model.compute.requested.name(),
+            kernel: format!("{}/{}", model.compute.image_encoder, model.compute.kernel),
+            note: model.compute.note.clone(),
+        },
+        gemm,
+        end_to_end,
+    })
+}
+
+/// Times the path a user's run takes, from the model load to the predictions.
+fn time_end_to_end(
+    args: &BenchArgs,
+    model_args: &ModelArgs,
+    scratch: &Path,
+    progress: &mut impl FnMut(&str),
+) -> anyhow::Result<EndToEndResult> {
     let images = match &args.images {
         Some(dir) => list_images(dir, args.n)?,
         None => {
@@ -71,12 +193,10 @@ fn run_in(
             synthesize_images(&scratch.join("images"), args.n, 448)?
         }
     };
-
     let probe = ProbeSet::load(&args.probe)?;
-    // End to end, timed from the model load: what `classify`/`run` do.
     progress("end-to-end run");
     let start = Instant::now();
-    let model = super::load_model(&model_args)?;
+    let model = super::load_model(model_args)?;
     let loaded = start.elapsed().as_secs_f64();
     let classes = class_embeddings(&model, &probe.prompts())?;
     let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.clip.logit_scale());
@@ -89,7 +209,6 @@ fn run_in(
         "{} benchmark images could not be read",
         embedded.failures.len()
     );
-    let end_to_end = predictions.len() as f64 / total;
 
     progress("preprocessing only");
     let t = Instant::now();
@@ -98,67 +217,100 @@ fn run_in(
         .map(|p| load_rgb(p).map(|img| preprocess(&img, &model.preprocess).len()))
         .filter(Result::is_ok)
         .count();
-    let preprocess_rate = decoded as f64 / t.elapsed().as_secs_f64();
-
-    progress("image encoder only");
-    let encoder = time_encoder(&model, args.batch, args.reps)?;
-    let gflop = encoder_gflop(model.clip.config());
-    let cpu = cpu_name();
-    let mut out = String::new();
-    writeln!(out, "# clip-audit benchmark\n")?;
-    writeln!(out, "- model: {model_name}")?;
-    writeln!(
-        out,
-        "- machine: {cpu}, {} worker threads",
-        super::thread_count()
-    )?;
-    writeln!(out, "- batch size: {}", args.batch)?;
-    writeln!(
-        out,
-        "- images: {} ({})",
-        images.len(),
-        match &args.images {
+    Ok(EndToEndResult {
+        images: images.len(),
+        source: match &args.images {
             Some(d) => d.display().to_string(),
             None => "synthetic 448×448 JPEG".into(),
-        }
+        },
+        images_per_s: predictions.len() as f64 / total,
+        wall_s: total,
+        model_load_s: loaded,
+        prompts: probe.prompts().iter().map(Vec::len).sum(),
+        probe: probe.name.clone(),
+        prompts_s: prompts_done - loaded,
+        images_s: total - prompts_done,
+        preprocess_images_per_s: decoded as f64 / t.elapsed().as_secs_f64(),
+    })
+}
+
+/// Renders the results as the Markdown report.
+pub fn markdown(r: &BenchResults) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    writeln!(out, "# clip-audit benchmark\n")?;
+    writeln!(out, "- model: {}", r.model)?;
+    writeln!(
+        out,
+        "- machine: {}, {} worker threads{}",
+        r.cpu,
+        r.threads,
+        if r.amx { ", AMX-BF16" } else { "" }
     )?;
+    writeln!(out, "- batch size: {}", r.encoder.batch)?;
+    writeln!(
+        out,
+        "- image encoder: {} ({}, {} requested)",
+        r.encoder.kernel, r.encoder.dtype, r.encoder.requested_dtype
+    )?;
+    if let Some(e) = &r.end_to_end {
+        writeln!(out, "- images: {} ({})", e.images, e.source)?;
+    }
     writeln!(out, "- clip-audit {}\n", env!("CARGO_PKG_VERSION"))?;
+    if let Some(note) = &r.encoder.note {
+        writeln!(out, "Note: {note}\n")?;
+    }
     writeln!(out, "| measurement | value |")?;
     writeln!(out, "|---|---|")?;
-    writeln!(out, "| end to end, images/s | {end_to_end:.1} |")?;
-    writeln!(out, "| end to end, wall seconds | {total:.2} |")?;
-    writeln!(out, "| — model load, s | {loaded:.2} |")?;
-    writeln!(
-        out,
-        "| — {} prompts ({}), s | {:.2} |",
-        probe.prompts().iter().map(Vec::len).sum::<usize>(),
-        probe.name,
-        prompts_done - loaded
-    )?;
-    writeln!(
-        out,
-        "| — images (decode, preprocess, encode, classify), s | {:.2} |",
-        total - prompts_done
-    )?;
-    writeln!(
-        out,
-        "| decode + preprocess only, images/s | {preprocess_rate:.0} |"
-    )?;
+    if let Some(e) = &r.end_to_end {
+        writeln!(out, "| end to end, images/s | {:.1} |", e.images_per_s)?;
+        writeln!(out, "| end to end, wall seconds | {:.2} |", e.wall_s)?;
+        writeln!(out, "| — model load, s | {:.2} |", e.model_load_s)?;
+        writeln!(
+            out,
+            "| — {} prompts ({}), s | {:.2} |",
+            e.prompts, e.probe, e.prompts_s
+        )?;
+        writeln!(
+            out,
+            "| — images (decode, preprocess, encode, classify), s | {:.2} |",
+            e.images_s
+        )?;
+        writeln!(
+            out,
+            "| decode + preprocess only, images/s | {:.0} |",
+            e.preprocess_images_per_s
+        )?;
+    }
+    let enc = &r.encoder;
     writeln!(
         out,
         "| image encoder, images/s (median of {}) | {:.1} |",
-        args.reps, encoder.median
+        enc.reps, enc.images_per_s
     )?;
     writeln!(
         out,
         "| image encoder, best images/s | {:.1} |",
-        encoder.best
+        enc.best_images_per_s
     )?;
-    writeln!(out, "| image encoder, GFLOP per image | {gflop:.2} |")?;
+    writeln!(
+        out,
+        "| image encoder, GFLOP per image | {:.2} |",
+        enc.gflop_per_image
+    )?;
     writeln!(
         out,
         "| image encoder, achieved GFLOP/s (median) | {:.0} |",
-        gflop * encoder.median
+        enc.gflops
+    )?;
+    writeln!(
+        out,
+        "| f32 matrix multiply {}, GFLOP/s | {:.0} |",
+        r.gemm.shape, r.gemm.gflops
+    )?;
+    writeln!(
+        out,
+        "| image encoder, share of that matrix-multiply rate | {:.0}% |",
+        100.0 * enc.gflops / r.gemm.gflops
     )?;
     Ok(out)
 }
@@ -170,6 +322,7 @@ fn model_args(model: &str) -> ModelArgs {
         offline: false,
         hub_cache: None,
         device: "cpu".into(),
+        dtype: DtypeArg::F32,
     }
 }
 
@@ -194,6 +347,38 @@ fn time_encoder(model: &LoadedModel, batch: usize, reps: usize) -> anyhow::Resul
         median: rates[rates.len() / 2],
         best: rates[rates.len() - 1],
     })
+}
+
+/// Median GFLOP/s of a `1600×768 · 768×3072` f32 product (a ViT-B MLP layer at batch 32) on all
+/// worker threads, through the kernels the fused encoder uses.
+fn time_gemm(reps: usize) -> GemmResult {
+    use crate::model::kernels::{MatRef, matmul};
+    let (m, k, n) = (1600, 768, 3072);
+    let mut rng = SplitMix(1);
+    let a = rng.normals(m * k, 1.0);
+    let b = rng.normals(k * n, 1.0);
+    let mut c = vec![0.0f32; m * n];
+    let threads = super::thread_count();
+    let mut product = || {
+        let t = Instant::now();
+        matmul(
+            &mut c,
+            n,
+            MatRef::new(&a, m, k),
+            MatRef::new(&b, k, n),
+            1.0,
+            false,
+            threads,
+        );
+        2.0 * (m * k * n) as f64 / t.elapsed().as_secs_f64() / 1e9
+    };
+    product();
+    let mut rates: Vec<f64> = (0..reps).map(|_| product()).collect();
+    rates.sort_by(f64::total_cmp);
+    GemmResult {
+        gflops: rates[rates.len() / 2],
+        shape: format!("{m}x{k}x{n}"),
+    }
 }
 
 /// Multiply-add FLOPs (×2) of one image through the image tower and projection, in GFLOP.

@@ -10,8 +10,10 @@ pub mod run;
 
 use anyhow::Context;
 
-use crate::cli::ModelArgs;
-use crate::model::{DeviceChoice, LoadedModel, ModelFiles, ModelSpec, SourceOptions};
+use crate::cli::{DtypeArg, ModelArgs};
+use crate::model::{
+    ComputeDtype, DeviceChoice, LoadOptions, LoadedModel, ModelFiles, ModelSpec, SourceOptions,
+};
 
 /// Sets the worker-thread count for rayon and candle's matrix kernels (both read
 /// `RAYON_NUM_THREADS`); `None` keeps the default of one per core.
@@ -41,5 +43,12 @@ pub fn load_model(args: &ModelArgs) -> anyhow::Result<LoadedModel> {
         cache_dir: args.hub_cache.clone(),
     };
     let files = ModelFiles::resolve(&spec, &options)?;
-    Ok(LoadedModel::load(files, &device)?)
+    let load = LoadOptions {
+        dtype: match args.dtype {
+            DtypeArg::F32 => ComputeDtype::F32,
+            DtypeArg::Bf16 => ComputeDtype::Bf16,
+        },
+        ..LoadOptions::default()
+    };
+    Ok(LoadedModel::load_with(files, &device, &load)?)
 }

@@ -9,6 +9,8 @@ use candle_core::{D, DType, IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, Embedding, LayerNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::fused::FusedVisionEncoder;
+
 /// Activation function of the transformer MLPs (`hidden_act` in `config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Activation {
@@ -693,19 +695,45 @@ impl ClipVisionTransformer {
     }
 }
 
+/// How the image tower is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageEncoderKind {
+    /// The layer-by-layer candle forward above (any device).
+    Candle,
+    /// [`FusedVisionEncoder`]: one fused f32 pass on the CPU, several times faster.
+    Fused,
+}
+
+/// The image tower in the form it is computed in.
+enum ImageTower {
+    Candle {
+        vision: ClipVisionTransformer,
+        projection: Linear,
+    },
+    Fused(FusedVisionEncoder),
+}
+
 /// A CLIP model: both towers, their projections into the shared space and the logit scale.
 pub struct ClipModel {
     text_model: ClipTextTransformer,
-    vision_model: ClipVisionTransformer,
+    image_tower: ImageTower,
     text_projection: Linear,
-    visual_projection: Linear,
     logit_scale: f32,
     config: ClipConfig,
 }
 
 impl ClipModel {
-    /// Builds the model from Hugging Face-named weights.
+    /// Builds the model from Hugging Face-named weights, with the candle image tower.
     pub fn new(vb: VarBuilder, config: &ClipConfig) -> Result<Self> {
+        Self::with_image_encoder(vb, config, ImageEncoderKind::Candle)
+    }
+
+    /// Builds the model with the chosen image tower (the fused one needs f32 weights on the CPU).
+    pub fn with_image_encoder(
+        vb: VarBuilder,
+        config: &ClipConfig,
+        image_encoder: ImageEncoderKind,
+    ) -> Result<Self> {
         let t = &config.text_config;
         let v = &config.vision_config;
         let logit_scale = vb
@@ -718,20 +746,27 @@ impl ClipModel {
             .to_scalar::<f32>()?;
         Ok(Self {
             text_model: ClipTextTransformer::new(vb.pp("text_model"), t)?,
-            vision_model: ClipVisionTransformer::new(
-                vb.pp("vision_model"),
-                v,
-                config.vision_positions(),
-            )?,
+            image_tower: match image_encoder {
+                ImageEncoderKind::Candle => ImageTower::Candle {
+                    vision: ClipVisionTransformer::new(
+                        vb.pp("vision_model"),
+                        v,
+                        config.vision_positions(),
+                    )?,
+                    projection: candle_nn::linear_no_bias(
+                        v.hidden_size,
+                        config.projection_dim,
+                        vb.pp("visual_projection"),
+                    )?,
+                },
+                ImageEncoderKind::Fused => {
+                    ImageTower::Fused(FusedVisionEncoder::load(&vb, config)?)
+                }
+            },
             text_projection: candle_nn::linear_no_bias(
                 t.hidden_size,
                 config.projection_dim,
                 vb.pp("text_projection"),
-            )?,
-            visual_projection: candle_nn::linear_no_bias(
-                v.hidden_size,
-                config.projection_dim,
-                vb.pp("visual_projection"),
             )?,
             logit_scale,
             config: config.clone(),
@@ -753,9 +788,21 @@ impl ClipModel {
         &self.text_model
     }
 
-    /// The image tower, for callers that need pooled features before the projection.
-    pub fn vision_model(&self) -> &ClipVisionTransformer {
-        &self.vision_model
+    /// The candle image tower, for callers that need pooled features before the projection
+    /// (`None` when the model was built with the fused tower).
+    pub fn vision_model(&self) -> Option<&ClipVisionTransformer> {
+        match &self.image_tower {
+            ImageTower::Candle { vision, .. } => Some(vision),
+            ImageTower::Fused(_) => None,
+        }
+    }
+
+    /// Which image tower this model computes with.
+    pub fn image_encoder_kind(&self) -> ImageEncoderKind {
+        match &self.image_tower {
+            ImageTower::Candle { .. } => ImageEncoderKind::Candle,
+            ImageTower::Fused(_) => ImageEncoderKind::Fused,
+        }
     }
 
     /// Projected (unnormalised) text features `[B, P]` for equal-length token id rows.
@@ -765,8 +812,12 @@ impl ClipModel {
 
     /// Projected (unnormalised) image features `[B, P]` for pixels `[B, C, H, W]`.
     pub fn image_features(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        self.visual_projection
-            .forward(&self.vision_model.forward(pixel_values)?)
+        match &self.image_tower {
+            ImageTower::Candle { vision, projection } => {
+                projection.forward(&vision.forward(pixel_values)?)
+            }
+            ImageTower::Fused(fused) => fused.forward(pixel_values),
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! standard Hugging Face cache. Only safetensors are read: pickle files can execute code.
 
 pub mod clip;
+pub mod fused;
+pub mod kernels;
 pub mod preprocess;
 pub mod source;
 pub mod tokenizer;
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-pub use clip::{ClipConfig, ClipModel};
+pub use clip::{ClipConfig, ClipModel, ImageEncoderKind};
 pub use preprocess::PreprocessConfig;
 pub use source::{ModelFiles, ModelOrigin, ModelSpec, SourceOptions};
 pub use tokenizer::ClipTokenizer;
@@ -187,11 +189,67 @@ pub struct LoadedModel {
     pub files: ModelFiles,
     /// The device tensors live on.
     pub device: Device,
+    /// How the image tower computes.
+    pub compute: ComputePlan,
+}
+
+/// Number format the image tower computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDtype {
+    /// 32-bit floats, as the reference (the default).
+    #[default]
+    F32,
+    /// bfloat16 matrix products with f32 accumulation.
+    Bf16,
+}
+
+impl ComputeDtype {
+    /// The lower-case name (`f32`, `bf16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Choices about how a checkpoint is computed, beyond its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadOptions {
+    /// The image tower's implementation; `None` picks the fused one on the CPU, candle elsewhere.
+    pub image_encoder: Option<ImageEncoderKind>,
+    /// The number format asked for.
+    pub dtype: ComputeDtype,
+}
+
+/// How the image tower really computes: what was asked for, what runs, and why they differ.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ComputePlan {
+    /// The number format asked for.
+    pub requested: ComputeDtype,
+    /// The number format used.
+    pub used: ComputeDtype,
+    /// `fused` or `candle`.
+    pub image_encoder: &'static str,
+    /// The CPU's matrix instructions the kernels use, e.g. `avx512`.
+    pub kernel: String,
+    /// Why `used` differs from `requested`, for the user and `run.json`.
+    pub note: Option<String>,
 }
 
 impl LoadedModel {
-    /// Reads, checks and loads every file of a checkpoint.
+    /// Reads, checks and loads every file of a checkpoint, with the default options.
     pub fn load(files: ModelFiles, device: &Device) -> Result<Self, ModelError> {
+        Self::load_with(files, device, &LoadOptions::default())
+    }
+
+    /// Reads, checks and loads every file of a checkpoint.
+    pub fn load_with(
+        files: ModelFiles,
+        device: &Device,
+        options: &LoadOptions,
+    ) -> Result<Self, ModelError> {
         let config_text = read_to_string(&files.config)?;
         let config = ClipConfig::from_json_str(&config_text, &files.config.display().to_string())?;
         let preprocess = match &files.preprocessor {
@@ -210,9 +268,23 @@ impl LoadedModel {
         let tokenizer =
             ClipTokenizer::from_file(&files.tokenizer, config.text_config.max_position_embeddings)?;
         let vb = open_weights(&files.weights, &config, device)?;
-        let clip = ClipModel::new(vb, &config).map_err(|source| ModelError::Candle {
-            context: format!("building the model from {}", files.weights.display()),
-            source,
+        let image_encoder = match (options.image_encoder, device) {
+            (Some(kind), _) => kind,
+            (None, Device::Cpu) => ImageEncoderKind::Fused,
+            (None, _) => ImageEncoderKind::Candle,
+        };
+        if image_encoder == ImageEncoderKind::Fused && !device.is_cpu() {
+            return Err(ModelError::Device(
+                format!("{device:?}"),
+                "the fused image encoder runs on the CPU only".into(),
+            ));
+        }
+        let compute = compute_plan(options.dtype, image_encoder, device);
+        let clip = ClipModel::with_image_encoder(vb, &config, image_encoder).map_err(|source| {
+            ModelError::Candle {
+                context: format!("building the model from {}", files.weights.display()),
+                source,
+            }
         })?;
         Ok(Self {
             clip,
@@ -220,7 +292,46 @@ impl LoadedModel {
             preprocess,
             files,
             device: device.clone(),
+            compute,
         })
+    }
+}
+
+/// Decides the number format and kernel for the image tower on this machine.
+fn compute_plan(
+    requested: ComputeDtype,
+    encoder: ImageEncoderKind,
+    device: &Device,
+) -> ComputePlan {
+    let kernel = if device.is_cpu() {
+        kernels::cpu_kernel_name().to_string()
+    } else {
+        format!("{device:?}")
+    };
+    let (used, note) = match requested {
+        ComputeDtype::F32 => (ComputeDtype::F32, None),
+        ComputeDtype::Bf16 => (
+            ComputeDtype::F32,
+            Some(format!(
+                "--dtype bf16 was requested, but {}; the image encoder computes in f32 instead \
+                 (results equal --dtype f32)",
+                if kernels::cpu_has_amx_bf16() {
+                    "this build has no AMX bf16 kernel"
+                } else {
+                    "this CPU has no AMX bf16 unit"
+                }
+            )),
+        ),
+    };
+    ComputePlan {
+        requested,
+        used,
+        image_encoder: match encoder {
+            ImageEncoderKind::Candle => "candle",
+            ImageEncoderKind::Fused => "fused",
+        },
+        kernel,
+        note,
     }
 }
 

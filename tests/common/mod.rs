@@ -46,6 +46,15 @@ pub fn load_dir(dir: &Path) -> LoadedModel {
     LoadedModel::load(ModelFiles::from_dir(dir).unwrap(), &Device::Cpu).unwrap()
 }
 
+/// Loads a model folder on the CPU with the given image tower.
+pub fn load_dir_with(dir: &Path, kind: clip_audit::model::ImageEncoderKind) -> LoadedModel {
+    let options = clip_audit::model::LoadOptions {
+        image_encoder: Some(kind),
+        ..Default::default()
+    };
+    LoadedModel::load_with(ModelFiles::from_dir(dir).unwrap(), &Device::Cpu, &options).unwrap()
+}
+
 /// A temporary folder holding a fixture model plus the shared tokenizer.json.
 pub fn model_with_tokenizer(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
