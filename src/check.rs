@@ -142,10 +142,10 @@ pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
             ("min", rule.min),
             ("max_increase", rule.max_increase),
         ] {
-            if let Some(v) = value {
-                if !v.is_finite() || v < 0.0 {
-                    return Err(bad(field, "must be a non-negative number"));
-                }
+            if let Some(v) = value
+                && (!v.is_finite() || v < 0.0)
+            {
+                return Err(bad(field, "must be a non-negative number"));
             }
         }
     }

@@ -255,6 +255,16 @@ pub struct RunArgs {
     /// Also write predictions.csv (top labels and probabilities joined with `|`).
     #[arg(long)]
     pub predictions_csv: bool,
+
+    /// Folder of the embedding cache, which lets a re-run on the same images and model skip
+    /// decoding and encoding (default: $CLIP_AUDIT_CACHE, else $XDG_CACHE_HOME/clip-audit, else
+    /// ~/.cache/clip-audit).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the embedding cache: encode every image.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// Options of `clip-audit aggregate`.

@@ -122,18 +122,20 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
 
 /// Like [`load_rgb`], with an explicit [`AlphaMode`].
 pub fn load_rgb_with(path: &Path, alpha: AlphaMode) -> Result<RgbImage, ImageLoadError> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| {
+    let bytes = read_image_file(path)?;
+    decode_rgb_with(&bytes, &path.display().to_string(), alpha)
+}
+
+/// Reads an image file's bytes (not decoded), with the error kinds of [`load_rgb`].
+pub fn read_image_file(path: &Path) -> Result<Vec<u8>, ImageLoadError> {
+    std::fs::read(path).map_err(|source| {
+        let path = path.display().to_string();
         if source.kind() == std::io::ErrorKind::NotFound {
-            ImageLoadError::Missing { path: name.clone() }
+            ImageLoadError::Missing { path }
         } else {
-            ImageLoadError::Io {
-                path: name.clone(),
-                source,
-            }
+            ImageLoadError::Io { path, source }
         }
-    })?;
-    decode_rgb_with(&bytes, &name, alpha)
+    })
 }
 
 /// Decodes an in-memory image (e.g. embedded in a parquet file) the same way as [`load_rgb`];

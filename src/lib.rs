@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod dataset;
 pub mod embed;
+pub mod embed_cache;
 pub mod export;
 pub mod images;
 pub mod metrics;

@@ -417,13 +417,14 @@ fn load_resolved(path: &Path, chain: &mut Vec<PathBuf>) -> Result<ProbeSet, Prob
                     ),
                 )
             })?;
-        if let Some(a) = &entry.article {
-            if a != "a" && a != "an" {
-                return Err(field(
-                    format!("classes[{i}].article"),
-                    format!("{a:?}: expected \"a\" or \"an\""),
-                ));
-            }
+        if let Some(a) = &entry.article
+            && a != "a"
+            && a != "an"
+        {
+            return Err(field(
+                format!("classes[{i}].article"),
+                format!("{a:?}: expected \"a\" or \"an\""),
+            ));
         }
         for (attribute, value) in &entry.matches {
             if value.trim().is_empty() {

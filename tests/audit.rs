@@ -18,12 +18,20 @@ fn clip_audit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_clip-audit"))
 }
 
-/// `clip-audit run` with the tiny model and the CLIP paper probe.
+/// `clip-audit run` with the tiny model and the CLIP paper probe (embedding cache in a fresh
+/// folder unless `extra` names one).
 fn run(dataset: &Path, out: &Path, extra: &[&str]) -> Output {
+    run_probe("probes/clip-paper-race.toml", dataset, out, extra)
+}
+
+/// `clip-audit run` with the tiny model and a probe file of the repository.
+fn run_probe(probe: &str, dataset: &Path, out: &Path, extra: &[&str]) -> Output {
+    let cache = tempfile::tempdir().unwrap();
     clip_audit()
+        .env("CLIP_AUDIT_CACHE", cache.path())
         .arg("run")
         .arg("--probe")
-        .arg(root().join("probes/clip-paper-race.toml"))
+        .arg(root().join(probe))
         .arg("--dataset")
         .arg(dataset)
         .arg("--model")
@@ -537,4 +545,104 @@ fn aggregate_refuses_labels_outside_the_probe() {
         .unwrap();
     let e = failed(&out);
     assert!(e.contains("wizard") && e.contains("row 2"), "{e}");
+}
+
+fn run_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap()
+}
+
+fn cache_counts(out: &Path) -> [u64; 4] {
+    let c = &run_json(out)["embedding_cache"];
+    ["hits", "misses", "written", "corrupt"].map(|k| c[k].as_u64().unwrap())
+}
+
+fn predicted_labels(out: &Path) -> Vec<String> {
+    let df = ParquetReader::new(std::fs::File::open(out.join("predictions.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    df.column("predicted_label")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn embedding_cache_serves_a_second_probe_and_repairs_corrupt_entries() {
+    let demo = root().join("datasets/demo.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let out = |name: &str| tmp.path().join(name);
+
+    // first run encodes and stores every image
+    ok(&run(&demo, &out("first"), &["--cache-dir", cache_arg]));
+    assert_eq!(cache_counts(&out("first")), [0, 42, 42, 0]);
+
+    // another probe on the same images: every embedding comes from the cache, and the report
+    // equals a run that encodes everything
+    let child = "probes/clip-paper-race-child.toml";
+    ok(&run_probe(
+        child,
+        &demo,
+        &out("cached"),
+        &["--cache-dir", cache_arg],
+    ));
+    assert_eq!(cache_counts(&out("cached")), [42, 0, 0, 0]);
+    ok(&run_probe(child, &demo, &out("fresh"), &["--no-cache"]));
+    assert!(run_json(&out("fresh"))["embedding_cache"].is_null());
+    for file in ["groups.csv", "disparities.csv", "metrics.json"] {
+        assert_eq!(
+            std::fs::read(out("cached").join(file)).unwrap(),
+            std::fs::read(out("fresh").join(file)).unwrap(),
+            "{file} differs between cached and fresh embeddings"
+        );
+    }
+    assert_eq!(
+        predicted_labels(&out("cached")),
+        predicted_labels(&out("fresh"))
+    );
+
+    // a damaged entry is detected, recomputed and rewritten; the report does not change
+    let model_dir = run_json(&out("first"))["embedding_cache"]["dir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entry = std::fs::read_dir(&model_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
+        .next()
+        .unwrap();
+    let mut bytes = std::fs::read(&entry).unwrap();
+    bytes[20] ^= 0x40;
+    std::fs::write(&entry, bytes).unwrap();
+    ok(&run(&demo, &out("repaired"), &["--cache-dir", cache_arg]));
+    assert_eq!(cache_counts(&out("repaired")), [41, 1, 1, 1]);
+    assert_eq!(
+        std::fs::read(out("repaired").join("groups.csv")).unwrap(),
+        std::fs::read(out("first").join("groups.csv")).unwrap()
+    );
+
+    // the model's file hashes were memoised under the cache root
+    assert!(cache.join("file-hashes").read_dir().unwrap().count() >= 3);
+}
+
+#[test]
+fn bf16_without_a_bf16_kernel_falls_back_to_f32_and_says_so() {
+    let demo = root().join("datasets/demo.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let output = run(&demo, tmp.path(), &["--dtype", "bf16", "--no-cache"]);
+    ok(&output);
+    let compute = &run_json(tmp.path())["model"]["compute"];
+    assert_eq!(compute["requested"], "bf16");
+    if compute["used"] == "f32" {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--dtype bf16 was requested"), "{stderr}");
+        let warnings = run_json(tmp.path())["warnings"].to_string();
+        assert!(warnings.contains("computes in f32"), "{warnings}");
+    }
 }

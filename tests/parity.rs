@@ -120,7 +120,11 @@ fn check_model_parity(model_dir: &std::path::Path, golden_name: &str) {
     let n_images = g["images"].as_array().unwrap().len();
     let pixels =
         Tensor::from_vec(golden_pixels.clone(), (n_images, 3, 64, 64), &Device::Cpu).unwrap();
-    let vision = candle_model.clip.vision_model().expect("candle tower");
+    let vision = candle_model
+        .clip
+        .vision_model()
+        .unwrap()
+        .expect("candle tower");
     let pooled = vision.forward(&pixels).unwrap();
     let e = relative_error(&values(&pooled), &flat(&g["vision_pooler_output"]));
     within(golden_name, "vision pooled (candle)", e);

@@ -10,14 +10,17 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use candle_core::Tensor;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::classify::ZeroShotClassifier;
 use crate::cli::{GroupingArgs, RunArgs};
-use crate::dataset::{Dataset, DatasetOptions, RecordItem};
+use crate::dataset::{Dataset, DatasetOptions, Record, RecordItem};
 use crate::embed::{class_embeddings, image_embeddings, pixel_batch};
+use crate::embed_cache::{EmbeddingCache, ImageKey, ModelKey};
 use crate::export::{Report, ReportContext, SkippedImage, write_report};
+use crate::images::decode_rgb;
 use crate::metrics::{Attribute, CategoryInfo, Grouping, MetricsAccumulator, MetricsSetup};
 use crate::model::LoadedModel;
 use crate::model::preprocess::preprocess;
@@ -56,6 +59,7 @@ struct Provenance {
     command: Vec<String>,
     started_utc: String,
     model: serde_json::Value,
+    embedding_cache: Option<serde_json::Value>,
     probe: serde_json::Value,
     dataset: serde_json::Value,
     records: u64,
@@ -81,13 +85,28 @@ struct Batch {
 }
 
 enum BatchItem {
+    /// Decoded and preprocessed; to be encoded (and cached under `key`, when caching).
     Image {
         id: String,
         image: String,
         values: Vec<String>,
         pixels: Vec<f32>,
+        key: Option<ImageKey>,
+    },
+    /// Its embedding came from the cache.
+    Cached {
+        id: String,
+        image: String,
+        values: Vec<String>,
+        embedding: Vec<f32>,
     },
     Skipped(SkippedImage),
+}
+
+/// The embedding cache of a run, with the first write failure (reported once, as a warning).
+struct RunCache {
+    cache: EmbeddingCache,
+    write_error: std::sync::Mutex<Option<String>>,
 }
 
 /// Runs the audit and writes the report folder.
@@ -119,6 +138,17 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
 
     progress.phase("loading the model");
     let model = super::load_model(&args.model)?;
+    if let Some(note) = &model.compute.note {
+        warnings.push(note.clone());
+    }
+    let cache_root = cache_root(args, &mut warnings);
+    let memo = cache_root.as_ref().map(|root| root.join("file-hashes"));
+    let model_hashes: BTreeMap<String, String> = model
+        .files
+        .sha256_hashes_memo(memo.as_deref())?
+        .into_iter()
+        .collect();
+    let cache = open_cache(cache_root.as_deref(), &model, &model_hashes)?;
     let loaded = started.elapsed().as_secs_f64();
     progress.phase("embedding the probe's prompts");
     let classes = class_embeddings(&model, &probe.prompts())?;
@@ -145,6 +175,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
                 classify_batch(
                     batch,
                     &model,
+                    cache.as_ref(),
                     &classifier,
                     &probe,
                     args.top_k,
@@ -157,7 +188,14 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
             }
             Ok(())
         });
-        let produced = produce(&dataset, &model, args.batch, &sender, &mut records_seen);
+        let produced = produce(
+            &dataset,
+            &model,
+            cache.as_ref(),
+            args.batch,
+            &sender,
+            &mut records_seen,
+        );
         drop(sender);
         let encoded = encoder
             .join()
@@ -168,6 +206,14 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     });
     encode_result?;
     writer.finish()?;
+    if let Some(error) = cache
+        .as_ref()
+        .and_then(|c| c.write_error.lock().ok().and_then(|mut e| e.take()))
+    {
+        warnings.push(format!(
+            "the embedding cache could not be written ({error}); later runs will encode again"
+        ));
+    }
     let images_done = started.elapsed().as_secs_f64();
     let metrics = accumulator.finish();
     let classified = metrics.n;
@@ -224,7 +270,17 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         },
         command: std::env::args().collect(),
         started_utc,
-        model: model_provenance(&model)?,
+        model: model_provenance(&model, &model_hashes),
+        embedding_cache: cache.as_ref().map(|c| {
+            let stats = c.cache.stats();
+            serde_json::json!({
+                "dir": c.cache.dir().display().to_string(),
+                "hits": stats.hits,
+                "misses": stats.misses,
+                "written": stats.written,
+                "corrupt": stats.corrupt,
+            })
+        }),
         probe: serde_json::json!({
             "name": probe.name,
             "file": args.probe.display().to_string(),
@@ -260,10 +316,12 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     })
 }
 
-/// Reads records, decodes and preprocesses each batch in parallel, and queues it.
+/// Reads records, decodes and preprocesses each batch in parallel (or takes embeddings from the
+/// cache), and queues it.
 fn produce(
     dataset: &Dataset,
     model: &LoadedModel,
+    cache: Option<&RunCache>,
     batch_size: usize,
     sender: &std::sync::mpsc::SyncSender<Batch>,
     seen: &mut u64,
@@ -278,22 +336,7 @@ fn produce(
                     image: s.image,
                     reason: s.reason,
                 }),
-                RecordItem::Record(r) => {
-                    let image = r.image.display();
-                    match r.image.load_rgb() {
-                        Ok(rgb) => BatchItem::Image {
-                            id: r.id,
-                            image,
-                            values: r.values,
-                            pixels: preprocess(&rgb, &model.preprocess),
-                        },
-                        Err(e) => BatchItem::Skipped(SkippedImage {
-                            id: r.id,
-                            image,
-                            reason: e.reason(),
-                        }),
-                    }
-                }
+                RecordItem::Record(r) => load_item(r, model, cache),
             })
             .collect();
         // a closed channel means the encoder stopped on an error, which the caller reports
@@ -317,11 +360,53 @@ fn produce(
     Ok(())
 }
 
-/// Encodes a batch's images, classifies them, and records predictions, counts and skips.
+/// Reads one record's image: its cached embedding, or its preprocessed pixels.
+fn load_item(record: Record, model: &LoadedModel, cache: Option<&RunCache>) -> BatchItem {
+    let image = record.image.display();
+    let bytes = match record.image.read_bytes() {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return BatchItem::Skipped(SkippedImage {
+                id: record.id,
+                image,
+                reason: e.reason(),
+            });
+        }
+    };
+    let key = cache.map(|_| ImageKey::of_bytes(&bytes));
+    if let (Some(c), Some(k)) = (cache, &key)
+        && let Some(embedding) = c.cache.get(k)
+    {
+        return BatchItem::Cached {
+            id: record.id,
+            image,
+            values: record.values,
+            embedding,
+        };
+    }
+    match decode_rgb(&bytes, &image) {
+        Ok(rgb) => BatchItem::Image {
+            id: record.id,
+            image,
+            values: record.values,
+            pixels: preprocess(&rgb, &model.preprocess),
+            key,
+        },
+        Err(e) => BatchItem::Skipped(SkippedImage {
+            id: record.id,
+            image,
+            reason: e.reason(),
+        }),
+    }
+}
+
+/// Encodes a batch's images (storing new embeddings in the cache), classifies them, and records
+/// predictions, counts and skips.
 #[allow(clippy::too_many_arguments)]
 fn classify_batch(
     batch: Batch,
     model: &LoadedModel,
+    cache: Option<&RunCache>,
     classifier: &ZeroShotClassifier,
     probe: &ProbeSet,
     top_k: usize,
@@ -330,6 +415,11 @@ fn classify_batch(
     accumulator: &mut MetricsAccumulator,
     skipped: &mut Vec<SkippedImage>,
 ) -> anyhow::Result<()> {
+    /// Where a classified item's embedding comes from.
+    enum Source {
+        Cached(Vec<f32>),
+        Encoded { row: usize, key: Option<ImageKey> },
+    }
     let mut pixels = Vec::new();
     let mut meta = Vec::new();
     for item in batch.items {
@@ -339,10 +429,25 @@ fn classify_batch(
                 image,
                 values,
                 pixels: p,
+                key,
             } => {
+                meta.push((
+                    id,
+                    image,
+                    values,
+                    Source::Encoded {
+                        row: pixels.len(),
+                        key,
+                    },
+                ));
                 pixels.push(p);
-                meta.push((id, image, values));
             }
+            BatchItem::Cached {
+                id,
+                image,
+                values,
+                embedding,
+            } => meta.push((id, image, values, Source::Cached(embedding))),
             BatchItem::Skipped(s) => {
                 if strict {
                     bail!("--strict: record {} ({}): {}", s.id, s.image, s.reason);
@@ -351,13 +456,37 @@ fn classify_batch(
             }
         }
     }
-    if pixels.is_empty() {
+    if meta.is_empty() {
         return Ok(());
     }
-    let embeddings = image_embeddings(model, &pixel_batch(model, pixels)?)?;
+    let encoded: Vec<Vec<f32>> = if pixels.is_empty() {
+        Vec::new()
+    } else {
+        image_embeddings(model, &pixel_batch(model, pixels)?)?.to_vec2::<f32>()?
+    };
+    let dim = model.clip.config().projection_dim;
+    let mut flat = Vec::with_capacity(meta.len() * dim);
+    let mut rows = Vec::with_capacity(meta.len());
+    for (id, image, values, source) in meta {
+        match source {
+            Source::Cached(embedding) => flat.extend_from_slice(&embedding),
+            Source::Encoded { row, key } => {
+                let embedding = &encoded[row];
+                if let (Some(c), Some(key)) = (cache, key)
+                    && let Err(e) = c.cache.put(&key, embedding)
+                    && let Ok(mut first) = c.write_error.lock()
+                {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+                flat.extend_from_slice(embedding);
+            }
+        }
+        rows.push((id, image, values));
+    }
+    let embeddings = Tensor::from_vec(flat, (rows.len(), dim), &model.device)?;
     let predictions = classifier.classify(&embeddings, top_k)?;
     let labels = classifier.labels();
-    for ((id, image, values), prediction) in meta.into_iter().zip(predictions) {
+    for ((id, image, values), prediction) in rows.into_iter().zip(predictions) {
         let best = prediction.best();
         accumulator
             .add(&values, best)
@@ -495,13 +624,56 @@ pub fn metrics_setup(
     })
 }
 
-fn model_provenance(model: &LoadedModel) -> anyhow::Result<serde_json::Value> {
-    let hashes: BTreeMap<String, String> = model.files.sha256_hashes()?.into_iter().collect();
-    Ok(serde_json::json!({
+fn model_provenance(model: &LoadedModel, hashes: &BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::json!({
         "name": model.files.display_name(),
         "origin": model.files.origin,
         "sha256": hashes,
         "logit_scale": model.clip.logit_scale(),
+        "compute": model.compute,
+    })
+}
+
+/// The cache folder the options ask for; `None` with `--no-cache`, or (with a warning) when no
+/// cache folder can be found.
+fn cache_root(args: &RunArgs, warnings: &mut Vec<String>) -> Option<PathBuf> {
+    if args.no_cache {
+        return None;
+    }
+    match &args.cache_dir {
+        Some(dir) => Some(dir.clone()),
+        None => match EmbeddingCache::default_root() {
+            Ok(root) => Some(root),
+            Err(e) => {
+                warnings.push(format!("embedding cache off: {e}"));
+                None
+            }
+        },
+    }
+}
+
+/// Opens the embedding cache of this model under `root`.
+fn open_cache(
+    root: Option<&std::path::Path>,
+    model: &LoadedModel,
+    hashes: &BTreeMap<String, String>,
+) -> anyhow::Result<Option<RunCache>> {
+    let Some(root) = root else { return Ok(None) };
+    // everything that decides an image's embedding besides its bytes
+    let mut parts: Vec<(&str, &str)> = hashes
+        .iter()
+        .filter(|(file, _)| file.as_str() != "tokenizer.json")
+        .map(|(file, hash)| (file.as_str(), hash.as_str()))
+        .collect();
+    parts.push(("dtype", model.compute.used.name()));
+    parts.push(("image_encoder", model.compute.image_encoder));
+    let key = ModelKey::new(&parts);
+    let cache = EmbeddingCache::open(root, &key, model.clip.config().projection_dim)
+        .with_context(|| format!("opening the embedding cache in {}", root.display()))?;
+    cache.sweep_stale_temp_files();
+    Ok(Some(RunCache {
+        cache,
+        write_error: std::sync::Mutex::new(None),
     }))
 }
 

@@ -49,6 +49,14 @@ impl ImageSource {
         }
     }
 
+    /// The encoded image bytes (read from disk for a file).
+    pub fn read_bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, crate::images::ImageLoadError> {
+        match self {
+            ImageSource::File(path) => crate::images::read_image_file(path).map(Into::into),
+            ImageSource::Embedded { bytes, .. } => Ok(bytes.as_slice().into()),
+        }
+    }
+
     /// Decodes the image to 8-bit RGB (see [`crate::images`]).
     pub fn load_rgb(&self) -> Result<image::RgbImage, crate::images::ImageLoadError> {
         match self {

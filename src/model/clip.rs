@@ -9,6 +9,8 @@ use candle_core::{D, DType, IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, Embedding, LayerNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use std::sync::{Mutex, OnceLock};
+
 use super::fused::FusedVisionEncoder;
 
 /// Activation function of the transformer MLPs (`hidden_act` in `config.json`).
@@ -231,7 +233,7 @@ impl ClipConfig {
                 ));
             }
         }
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+        if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return Err(bad(
                 "vision_config.patch_size",
                 format!(
@@ -714,9 +716,15 @@ enum ImageTower {
 }
 
 /// A CLIP model: both towers, their projections into the shared space and the logit scale.
+///
+/// The image tower is built from the weights on first use, so a run whose image embeddings all
+/// come from the cache never loads it.
 pub struct ClipModel {
     text_model: ClipTextTransformer,
-    image_tower: ImageTower,
+    image_tower: OnceLock<ImageTower>,
+    /// The weights the image tower is built from, until it is.
+    pending_image_tower: Mutex<Option<VarBuilder<'static>>>,
+    image_encoder: ImageEncoderKind,
     text_projection: Linear,
     logit_scale: f32,
     config: ClipConfig,
@@ -724,18 +732,18 @@ pub struct ClipModel {
 
 impl ClipModel {
     /// Builds the model from Hugging Face-named weights, with the candle image tower.
-    pub fn new(vb: VarBuilder, config: &ClipConfig) -> Result<Self> {
+    pub fn new(vb: VarBuilder<'static>, config: &ClipConfig) -> Result<Self> {
         Self::with_image_encoder(vb, config, ImageEncoderKind::Candle)
     }
 
-    /// Builds the model with the chosen image tower (the fused one needs f32 weights on the CPU).
+    /// Builds the model with the chosen image tower (the fused one needs f32 weights on the CPU);
+    /// the image tower itself is built on first use.
     pub fn with_image_encoder(
-        vb: VarBuilder,
+        vb: VarBuilder<'static>,
         config: &ClipConfig,
         image_encoder: ImageEncoderKind,
     ) -> Result<Self> {
         let t = &config.text_config;
-        let v = &config.vision_config;
         let logit_scale = vb
             .get_with_hints(
                 (),
@@ -746,23 +754,9 @@ impl ClipModel {
             .to_scalar::<f32>()?;
         Ok(Self {
             text_model: ClipTextTransformer::new(vb.pp("text_model"), t)?,
-            image_tower: match image_encoder {
-                ImageEncoderKind::Candle => ImageTower::Candle {
-                    vision: ClipVisionTransformer::new(
-                        vb.pp("vision_model"),
-                        v,
-                        config.vision_positions(),
-                    )?,
-                    projection: candle_nn::linear_no_bias(
-                        v.hidden_size,
-                        config.projection_dim,
-                        vb.pp("visual_projection"),
-                    )?,
-                },
-                ImageEncoderKind::Fused => {
-                    ImageTower::Fused(FusedVisionEncoder::load(&vb, config)?)
-                }
-            },
+            image_tower: OnceLock::new(),
+            pending_image_tower: Mutex::new(Some(vb.clone())),
+            image_encoder,
             text_projection: candle_nn::linear_no_bias(
                 t.hidden_size,
                 config.projection_dim,
@@ -790,19 +784,50 @@ impl ClipModel {
 
     /// The candle image tower, for callers that need pooled features before the projection
     /// (`None` when the model was built with the fused tower).
-    pub fn vision_model(&self) -> Option<&ClipVisionTransformer> {
-        match &self.image_tower {
+    pub fn vision_model(&self) -> Result<Option<&ClipVisionTransformer>> {
+        Ok(match self.image_tower()? {
             ImageTower::Candle { vision, .. } => Some(vision),
             ImageTower::Fused(_) => None,
-        }
+        })
     }
 
     /// Which image tower this model computes with.
     pub fn image_encoder_kind(&self) -> ImageEncoderKind {
-        match &self.image_tower {
-            ImageTower::Candle { .. } => ImageEncoderKind::Candle,
-            ImageTower::Fused(_) => ImageEncoderKind::Fused,
+        self.image_encoder
+    }
+
+    /// The image tower, built from the weights on the first call.
+    fn image_tower(&self) -> Result<&ImageTower> {
+        if let Some(tower) = self.image_tower.get() {
+            return Ok(tower);
         }
+        let mut pending = self.pending_image_tower.lock().map_err(|_| {
+            candle_core::Error::Msg("image tower: a loading thread panicked".into())
+        })?;
+        if let Some(tower) = self.image_tower.get() {
+            return Ok(tower);
+        }
+        let vb = pending.take().ok_or_else(|| {
+            candle_core::Error::Msg("image tower: loading the weights failed earlier".into())
+        })?;
+        let config = &self.config;
+        let v = &config.vision_config;
+        let tower = match self.image_encoder {
+            ImageEncoderKind::Candle => ImageTower::Candle {
+                vision: ClipVisionTransformer::new(
+                    vb.pp("vision_model"),
+                    v,
+                    config.vision_positions(),
+                )?,
+                projection: candle_nn::linear_no_bias(
+                    v.hidden_size,
+                    config.projection_dim,
+                    vb.pp("visual_projection"),
+                )?,
+            },
+            ImageEncoderKind::Fused => ImageTower::Fused(FusedVisionEncoder::load(&vb, config)?),
+        };
+        Ok(self.image_tower.get_or_init(|| tower))
     }
 
     /// Projected (unnormalised) text features `[B, P]` for equal-length token id rows.
@@ -812,7 +837,7 @@ impl ClipModel {
 
     /// Projected (unnormalised) image features `[B, P]` for pixels `[B, C, H, W]`.
     pub fn image_features(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        match &self.image_tower {
+        match self.image_tower()? {
             ImageTower::Candle { vision, projection } => {
                 projection.forward(&vision.forward(pixel_values)?)
             }

@@ -239,6 +239,15 @@ impl ModelFiles {
 
     /// SHA-256 of every file, as `(file name, hex digest)`, in a fixed order.
     pub fn sha256_hashes(&self) -> Result<Vec<(String, String)>, ModelError> {
+        self.sha256_hashes_memo(None)
+    }
+
+    /// Like [`Self::sha256_hashes`], remembering each digest in `memo_dir` keyed by the file's
+    /// path, size, modification time and inode, so an unchanged checkpoint is hashed only once.
+    pub fn sha256_hashes_memo(
+        &self,
+        memo_dir: Option<&Path>,
+    ) -> Result<Vec<(String, String)>, ModelError> {
         let mut files = vec![
             (CONFIG, &self.config),
             (WEIGHTS, &self.weights),
@@ -249,7 +258,13 @@ impl ModelFiles {
         }
         files
             .into_iter()
-            .map(|(name, path)| Ok((name.to_string(), sha256_file(path)?)))
+            .map(|(name, path)| {
+                let hash = match memo_dir {
+                    Some(dir) => sha256_file_memo(path, dir)?,
+                    None => sha256_file(path)?,
+                };
+                Ok((name.to_string(), hash))
+            })
             .collect()
     }
 }
@@ -280,6 +295,56 @@ pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
         hasher.update(&buf[..n]);
     }
     Ok(hex(&hasher.finalize()))
+}
+
+/// [`sha256_file`] through a memo in `dir`: one small file per path holding the size,
+/// modification time (ns) and inode it was computed for. A memo that does not match, or cannot be
+/// read or written, just means hashing the file again.
+pub fn sha256_file_memo(path: &Path, dir: &Path) -> Result<String, ModelError> {
+    let stamp = std::fs::metadata(path)
+        .ok()
+        .and_then(|m| file_stamp(&m))
+        .map(|(len, mtime, inode)| format!("v1 {len} {mtime} {inode}"));
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let memo = dir.join(format!(
+        "{}.txt",
+        hex(&Sha256::digest(canonical.display().to_string().as_bytes()))
+    ));
+    if let Some(stamp) = &stamp
+        && let Ok(text) = std::fs::read_to_string(&memo)
+        && let Some((memo_stamp, hash)) = text.trim_end().rsplit_once(' ')
+        && memo_stamp == stamp
+        && hash.len() == 64
+    {
+        return Ok(hash.to_string());
+    }
+    let hash = sha256_file(path)?;
+    if let Some(stamp) = stamp {
+        // best effort, written atomically so a concurrent reader never sees half a line
+        let tmp = dir.join(format!(".tmp-memo-{}-{}", std::process::id(), hash));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(&tmp, format!("{stamp} {hash}\n")))
+            .and_then(|_| std::fs::rename(&tmp, &memo));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(hash)
+}
+
+/// Size, modification time in nanoseconds since the epoch, and inode (0 where unknown).
+fn file_stamp(meta: &std::fs::Metadata) -> Option<(u64, u128, u64)> {
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.len(), mtime, inode))
 }
 
 /// Lower-case hex of bytes.
