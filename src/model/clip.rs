@@ -796,6 +796,11 @@ impl ClipModel {
         self.image_encoder
     }
 
+    /// Builds the image tower now rather than on first use (so its cost shows up in load time).
+    pub fn load_image_tower(&self) -> Result<()> {
+        self.image_tower().map(|_| ())
+    }
+
     /// The image tower, built from the weights on the first call.
     fn image_tower(&self) -> Result<&ImageTower> {
         if let Some(tower) = self.image_tower.get() {
