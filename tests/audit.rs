@@ -632,14 +632,24 @@ fn embedding_cache_serves_a_second_probe_and_repairs_corrupt_entries() {
 }
 
 #[test]
-fn bf16_without_a_bf16_kernel_falls_back_to_f32_and_says_so() {
+fn bf16_is_recorded_and_falls_back_to_f32_where_unsupported() {
     let demo = root().join("datasets/demo.toml");
     let tmp = tempfile::tempdir().unwrap();
     let output = run(&demo, tmp.path(), &["--dtype", "bf16", "--no-cache"]);
     ok(&output);
     let compute = &run_json(tmp.path())["model"]["compute"];
     assert_eq!(compute["requested"], "bf16");
-    if compute["used"] == "f32" {
+    if clip_audit::model::bf16::available() {
+        assert_eq!(compute["used"], "bf16");
+        assert_eq!(compute["kernel"], "avx512-bf16");
+        assert!(
+            run_json(tmp.path())["warnings"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    } else {
+        assert_eq!(compute["used"], "f32");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("--dtype bf16 was requested"), "{stderr}");
         let warnings = run_json(tmp.path())["warnings"].to_string();

@@ -212,3 +212,79 @@ fn sixteen_bit_gray_png_keeps_the_high_byte() {
     assert!((20.0..235.0).contains(&mean), "mean {mean}: not scaled");
     assert!(img.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
 }
+
+/// `--dtype bf16`: on a CPU with AVX512-BF16 the fused tower computes its linear layers in bf16;
+/// features stay within 1e-2 of transformers' f32 (relative to the largest), logits within 1.5e-2.
+#[test]
+fn bf16_image_encoder_stays_close_to_the_f32_reference() {
+    use clip_audit::model::{ComputeDtype, LoadOptions, LoadedModel, ModelFiles, bf16};
+    for (dir, golden_name) in [
+        ("tiny-clip", "tiny-clip.json"),
+        ("tiny-clip-gelu", "tiny-clip-gelu.json"),
+    ] {
+        let dir = model_with_tokenizer(dir);
+        let options = LoadOptions {
+            dtype: ComputeDtype::Bf16,
+            ..Default::default()
+        };
+        let model = LoadedModel::load_with(
+            ModelFiles::from_dir(dir.path()).unwrap(),
+            &Device::Cpu,
+            &options,
+        )
+        .unwrap();
+        assert_eq!(model.compute.requested, ComputeDtype::Bf16);
+        if !bf16::available() {
+            assert_eq!(model.compute.used, ComputeDtype::F32);
+            assert!(
+                model
+                    .compute
+                    .note
+                    .as_deref()
+                    .unwrap()
+                    .contains("computes in f32")
+            );
+            eprintln!("bf16 kernel not available on this CPU: checked the fallback only");
+            continue;
+        }
+        assert_eq!(model.compute.used, ComputeDtype::Bf16);
+        assert_eq!(model.compute.kernel, "avx512-bf16");
+        let g = golden(golden_name);
+        let n_images = g["images"].as_array().unwrap().len();
+        let pixels = Tensor::from_vec(
+            flat(&g["pixel_values"]),
+            (n_images, 3, 64, 64),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let feats = model.clip.image_features(&pixels).unwrap();
+        let e = relative_error(&values(&feats), &flat(&g["image_features"]));
+        eprintln!("{golden_name}: bf16 image features: relative error {e:.2e}");
+        assert!(e < 1e-2, "{golden_name}: bf16 image features off by {e}");
+        assert!(
+            e > 0.0,
+            "bf16 run gave exactly the f32 result: was bf16 used?"
+        );
+
+        let prompts: Vec<String> = g["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        let text = text_embeddings(&model, &prompts).unwrap();
+        let labels: Vec<String> = (0..prompts.len()).map(|i| format!("p{i}")).collect();
+        let classifier = ZeroShotClassifier::new(labels, text, model.clip.logit_scale());
+        let preds = classifier
+            .classify(&image_embeddings(&model, &pixels).unwrap(), 1)
+            .unwrap();
+        let want = flat(&g["logits_per_image"]);
+        let worst = preds
+            .iter()
+            .flat_map(|p| p.logits.clone())
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!("{golden_name}: bf16 logits: max abs error {worst:.2e}");
+        assert!(worst < 1.5e-2, "{golden_name}: bf16 logits off by {worst}");
+    }
+}

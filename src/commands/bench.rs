@@ -20,9 +20,9 @@ use crate::classify::ZeroShotClassifier;
 use crate::cli::{BenchArgs, DtypeArg, ModelArgs};
 use crate::embed::{class_embeddings, embed_image_files, image_embeddings};
 use crate::images::load_rgb;
-use crate::model::LoadedModel;
 use crate::model::clip::ClipConfig;
 use crate::model::preprocess::preprocess;
+use crate::model::{ComputeDtype, LoadedModel};
 use crate::probe::ProbeSet;
 
 /// Runs the benchmark; `progress` receives one line per phase.
@@ -50,6 +50,8 @@ pub struct BenchResults {
     pub encoder: EncoderResult,
     /// The machine's f32 matrix multiply through the same `gemm` kernels.
     pub gemm: GemmResult,
+    /// The bf16 matrix multiply of `--dtype bf16` (when it runs).
+    pub gemm_bf16: Option<GemmResult>,
     /// The end-to-end run (absent with `--encoder-only`).
     pub end_to_end: Option<EndToEndResult>,
 }
@@ -156,7 +158,9 @@ fn run_in(
     let timing = time_encoder(&model, args.batch, args.reps)?;
     let gflop = encoder_gflop(model.clip.config());
     progress("matrix multiply only");
-    let gemm = time_gemm(args.reps.max(5));
+    let gemm = time_gemm(args.reps.max(5), false);
+    let gemm_bf16 =
+        (model.compute.used == ComputeDtype::Bf16).then(|| time_gemm(args.reps.max(5), true));
     Ok(BenchResults {
         model: model_name,
         cpu: cpu_name(),
@@ -175,6 +179,7 @@ fn run_in(
             note: model.compute.note.clone(),
         },
         gemm,
+        gemm_bf16,
         end_to_end,
     })
 }
@@ -312,6 +317,13 @@ pub fn markdown(r: &BenchResults) -> Result<String, std::fmt::Error> {
         "| image encoder, share of that matrix-multiply rate | {:.0}% |",
         100.0 * enc.gflops / r.gemm.gflops
     )?;
+    if let Some(g) = &r.gemm_bf16 {
+        writeln!(
+            out,
+            "| bf16 matrix multiply {}, GFLOP/s | {:.0} |",
+            g.shape, g.gflops
+        )?;
+    }
     Ok(out)
 }
 
@@ -349,27 +361,32 @@ fn time_encoder(model: &LoadedModel, batch: usize, reps: usize) -> anyhow::Resul
     })
 }
 
-/// Median GFLOP/s of a `1600×768 · 768×3072` f32 product (a ViT-B MLP layer at batch 32) on all
-/// worker threads, through the kernels the fused encoder uses.
-fn time_gemm(reps: usize) -> GemmResult {
+/// Median GFLOP/s of a `1600×768 · 768×3072` product (a ViT-B MLP layer at batch 32) on all
+/// worker threads, through the kernels the fused encoder uses (f32, or bf16 with `bf16`).
+fn time_gemm(reps: usize, bf16: bool) -> GemmResult {
+    use crate::model::bf16::{PackedBf16, matmul as matmul_bf16};
     use crate::model::kernels::{MatRef, matmul};
     let (m, k, n) = (1600, 768, 3072);
     let mut rng = SplitMix(1);
     let a = rng.normals(m * k, 1.0);
     let b = rng.normals(k * n, 1.0);
+    let packed = bf16.then(|| PackedBf16::pack(&b, k, n));
     let mut c = vec![0.0f32; m * n];
     let threads = super::thread_count();
     let mut product = || {
         let t = Instant::now();
-        matmul(
-            &mut c,
-            n,
-            MatRef::new(&a, m, k),
-            MatRef::new(&b, k, n),
-            1.0,
-            false,
-            threads,
-        );
+        match &packed {
+            Some(w) => matmul_bf16(&mut c, &a, m, w, false),
+            None => matmul(
+                &mut c,
+                n,
+                MatRef::new(&a, m, k),
+                MatRef::new(&b, k, n),
+                1.0,
+                false,
+                threads,
+            ),
+        }
         2.0 * (m * k * n) as f64 / t.elapsed().as_secs_f64() / 1e9
     };
     product();

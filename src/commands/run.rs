@@ -142,13 +142,30 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         warnings.push(note.clone());
     }
     let cache_root = cache_root(args, &mut warnings);
-    let memo = cache_root.as_ref().map(|root| root.join("file-hashes"));
-    let model_hashes: BTreeMap<String, String> = model
-        .files
-        .sha256_hashes_memo(memo.as_deref())?
-        .into_iter()
-        .collect();
-    let cache = open_cache(cache_root.as_deref(), &model, &model_hashes)?;
+    // The model files' hashes key the cache, so with a cache they are needed now (memoised under
+    // the cache folder). Without one they only go into run.json: hash in the background.
+    let (mut model_hashes, background_hashing) = match &cache_root {
+        Some(root) => {
+            let memo = root.join("file-hashes");
+            let hashes: BTreeMap<String, String> = model
+                .files
+                .sha256_hashes_memo(Some(&memo))?
+                .into_iter()
+                .collect();
+            (Some(hashes), None)
+        }
+        None => {
+            let files = model.files.clone();
+            (
+                None,
+                Some(std::thread::spawn(move || files.sha256_hashes())),
+            )
+        }
+    };
+    let cache = match (&cache_root, &model_hashes) {
+        (Some(root), Some(hashes)) => Some(open_cache(root, &model, hashes)?),
+        _ => None,
+    };
     if cache.is_none() {
         // every image will be encoded: load the image tower now, not inside the first batch
         model.clip.load_image_tower()?;
@@ -262,6 +279,13 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         files.insert(1, args.out.join("predictions.csv"));
     }
 
+    if let Some(handle) = background_hashing {
+        let hashes = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the model-hashing thread panicked"))??;
+        model_hashes = Some(hashes.into_iter().collect());
+    }
+    let model_hashes = model_hashes.unwrap_or_default();
     let mut timings = BTreeMap::new();
     timings.insert("model_load", loaded);
     timings.insert("prompts", prompts_done - loaded);
@@ -670,11 +694,10 @@ fn cache_root(args: &RunArgs, warnings: &mut Vec<String>) -> Option<PathBuf> {
 
 /// Opens the embedding cache of this model under `root`.
 fn open_cache(
-    root: Option<&std::path::Path>,
+    root: &std::path::Path,
     model: &LoadedModel,
     hashes: &BTreeMap<String, String>,
-) -> anyhow::Result<Option<RunCache>> {
-    let Some(root) = root else { return Ok(None) };
+) -> anyhow::Result<RunCache> {
     // everything that decides an image's embedding besides its bytes
     let mut parts: Vec<(&str, &str)> = hashes
         .iter()
@@ -687,10 +710,10 @@ fn open_cache(
     let cache = EmbeddingCache::open(root, &key, model.clip.config().projection_dim)
         .with_context(|| format!("opening the embedding cache in {}", root.display()))?;
     cache.sweep_stale_temp_files();
-    Ok(Some(RunCache {
+    Ok(RunCache {
         cache,
         write_error: std::sync::Mutex::new(None),
-    }))
+    })
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no time-zone crate needed).

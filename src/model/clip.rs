@@ -704,6 +704,8 @@ pub enum ImageEncoderKind {
     Candle,
     /// [`FusedVisionEncoder`]: one fused f32 pass on the CPU, several times faster.
     Fused,
+    /// [`FusedVisionEncoder`] with bf16 products (CPUs with AVX512-BF16; `--dtype bf16`).
+    FusedBf16,
 }
 
 /// The image tower in the form it is computed in.
@@ -830,7 +832,12 @@ impl ClipModel {
                     vb.pp("visual_projection"),
                 )?,
             },
-            ImageEncoderKind::Fused => ImageTower::Fused(FusedVisionEncoder::load(&vb, config)?),
+            ImageEncoderKind::Fused => {
+                ImageTower::Fused(FusedVisionEncoder::load(&vb, config, false)?)
+            }
+            ImageEncoderKind::FusedBf16 => {
+                ImageTower::Fused(FusedVisionEncoder::load(&vb, config, true)?)
+            }
         };
         Ok(self.image_tower.get_or_init(|| tower))
     }

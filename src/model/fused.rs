@@ -15,6 +15,7 @@ use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::bf16::{self, PackedBf16};
 use super::clip::{Activation, ClipConfig};
 use super::kernels::{self, MatRef};
 
@@ -47,9 +48,17 @@ impl Norm {
 /// Rows per parallel task of the element-wise passes.
 const ROWS_PER_TASK: usize = 16;
 
-/// A linear layer as a contiguous `[in, out]` matrix and its bias.
+/// A linear layer's weight matrix in the form its products use.
+enum Weight {
+    /// Contiguous `[in, out]` f32.
+    F32(Vec<f32>),
+    /// Rounded to bf16 and packed for `vdpbf16ps`.
+    Bf16(PackedBf16),
+}
+
+/// A linear layer and its bias.
 struct Dense {
-    weight: Vec<f32>,
+    weight: Weight,
     bias: Vec<f32>,
     inputs: usize,
     outputs: usize,
@@ -58,7 +67,7 @@ struct Dense {
 impl Dense {
     /// Loads `weight [out, in]` and `bias [out]` of each named sub-layer and stacks them along
     /// the output dimension (one matrix for q, k and v).
-    fn load(vbs: &[VarBuilder], inputs: usize, outputs: usize) -> Result<Self> {
+    fn load(vbs: &[VarBuilder], inputs: usize, outputs: usize, bf16: bool) -> Result<Self> {
         let weights = vbs
             .iter()
             .map(|vb| vb.get((outputs, inputs), "weight"))
@@ -68,42 +77,46 @@ impl Dense {
             .map(|vb| vb.get(outputs, "bias"))
             .collect::<Result<Vec<_>>>()?;
         let weight = Tensor::cat(&weights, 0)?.t()?.contiguous()?;
+        let weight = vector(&weight.flatten_all()?)?;
+        let outputs = outputs * vbs.len();
         Ok(Self {
-            weight: vector(&weight.flatten_all()?)?,
+            weight: if bf16 {
+                Weight::Bf16(PackedBf16::pack(&weight, inputs, outputs))
+            } else {
+                Weight::F32(weight)
+            },
             bias: vector(&Tensor::cat(&biases, 0)?)?,
             inputs,
-            outputs: outputs * vbs.len(),
+            outputs,
         })
+    }
+
+    /// `dst (+)= src · W` for `rows` rows.
+    fn product(&self, src: &[f32], dst: &mut [f32], rows: usize, accumulate: bool, threads: usize) {
+        match &self.weight {
+            Weight::F32(weight) => kernels::matmul(
+                dst,
+                self.outputs,
+                MatRef::new(src, rows, self.inputs),
+                MatRef::new(weight, self.inputs, self.outputs),
+                1.0,
+                accumulate,
+                threads,
+            ),
+            Weight::Bf16(packed) => bf16::matmul(dst, src, rows, packed, accumulate),
+        }
     }
 
     /// `dst = src · W + b` for `rows` rows (dst overwritten).
     fn forward(&self, src: &[f32], dst: &mut [f32], rows: usize, threads: usize) {
-        let w = MatRef::new(&self.weight, self.inputs, self.outputs);
-        kernels::matmul(
-            dst,
-            self.outputs,
-            MatRef::new(src, rows, self.inputs),
-            w,
-            1.0,
-            false,
-            threads,
-        );
+        self.product(src, dst, rows, false, threads);
         add_bias(dst, &self.bias);
     }
 
     /// `dst += src · W + b` for `rows` rows (the residual connection).
     fn forward_residual(&self, src: &[f32], dst: &mut [f32], rows: usize, threads: usize) {
         add_bias(dst, &self.bias);
-        let w = MatRef::new(&self.weight, self.inputs, self.outputs);
-        kernels::matmul(
-            dst,
-            self.outputs,
-            MatRef::new(src, rows, self.inputs),
-            w,
-            1.0,
-            true,
-            threads,
-        );
+        self.product(src, dst, rows, true, threads);
     }
 }
 
@@ -154,8 +167,13 @@ pub struct FusedVisionEncoder {
 
 impl FusedVisionEncoder {
     /// Copies the image tower's weights (`vision_model.*`, `visual_projection.weight`) out of a
-    /// checkpoint into the fused layout.
-    pub fn load(vb: &VarBuilder, config: &ClipConfig) -> Result<Self> {
+    /// checkpoint into the fused layout. With `bf16`, the transformer blocks' linear layers are
+    /// rounded to bf16 and computed with [`bf16::matmul`] (the CPU must pass [`bf16::available`]);
+    /// the patch embedding, attention scores and projection stay f32.
+    pub fn load(vb: &VarBuilder, config: &ClipConfig, bf16: bool) -> Result<Self> {
+        if bf16 && !bf16::available() {
+            candle_core::bail!("bf16 image encoder: this CPU has no AVX512-BF16 instructions");
+        }
         let c = &config.vision_config;
         let w = c.hidden_size;
         let vision = vb.pp("vision_model");
@@ -166,7 +184,9 @@ impl FusedVisionEncoder {
         )?;
         let patch_weight = patch_weight.flatten_from(1)?.t()?.contiguous()?;
         let positions = config.vision_positions();
+        // blocks load in parallel: each copies and transposes its weights out of the mapped file
         let blocks = (0..c.num_hidden_layers)
+            .into_par_iter()
             .map(|i| {
                 let layer = vision.pp("encoder").pp("layers").pp(i.to_string());
                 let attn = layer.pp("self_attn");
@@ -176,11 +196,12 @@ impl FusedVisionEncoder {
                         &[attn.pp("q_proj"), attn.pp("k_proj"), attn.pp("v_proj")],
                         w,
                         w,
+                        bf16,
                     )?,
-                    out: Dense::load(&[attn.pp("out_proj")], w, w)?,
+                    out: Dense::load(&[attn.pp("out_proj")], w, w, bf16)?,
                     norm2: Norm::load(&layer.pp("layer_norm2"), w, c.layer_norm_eps)?,
-                    fc1: Dense::load(&[layer.pp("mlp").pp("fc1")], w, c.intermediate_size)?,
-                    fc2: Dense::load(&[layer.pp("mlp").pp("fc2")], c.intermediate_size, w)?,
+                    fc1: Dense::load(&[layer.pp("mlp").pp("fc1")], w, c.intermediate_size, bf16)?,
+                    fc2: Dense::load(&[layer.pp("mlp").pp("fc2")], c.intermediate_size, w, bf16)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -4,6 +4,7 @@
 //! `tokenizer.json`, `preprocessor_config.json`), either local or fetched from the Hub into the
 //! standard Hugging Face cache. Only safetensors are read: pickle files can execute code.
 
+pub mod bf16;
 pub mod clip;
 pub mod fused;
 pub mod kernels;
@@ -232,6 +233,9 @@ pub struct ComputePlan {
     pub used: ComputeDtype,
     /// `fused` or `candle`.
     pub image_encoder: &'static str,
+    /// The image tower built.
+    #[serde(skip)]
+    pub encoder: ImageEncoderKind,
     /// The CPU's matrix instructions the kernels use, e.g. `avx512`.
     pub kernel: String,
     /// Why `used` differs from `requested`, for the user and `run.json`.
@@ -268,18 +272,8 @@ impl LoadedModel {
         let tokenizer =
             ClipTokenizer::from_file(&files.tokenizer, config.text_config.max_position_embeddings)?;
         let vb = open_weights(&files.weights, &config, device)?;
-        let image_encoder = match (options.image_encoder, device) {
-            (Some(kind), _) => kind,
-            (None, Device::Cpu) => ImageEncoderKind::Fused,
-            (None, _) => ImageEncoderKind::Candle,
-        };
-        if image_encoder == ImageEncoderKind::Fused && !device.is_cpu() {
-            return Err(ModelError::Device(
-                format!("{device:?}"),
-                "the fused image encoder runs on the CPU only".into(),
-            ));
-        }
-        let compute = compute_plan(options.dtype, image_encoder, device);
+        let compute = compute_plan(options, device)?;
+        let image_encoder = compute.encoder;
         let clip = ClipModel::with_image_encoder(vb, &config, image_encoder).map_err(|source| {
             ModelError::Candle {
                 context: format!("building the model from {}", files.weights.display()),
@@ -297,42 +291,65 @@ impl LoadedModel {
     }
 }
 
-/// Decides the number format and kernel for the image tower on this machine.
-fn compute_plan(
-    requested: ComputeDtype,
-    encoder: ImageEncoderKind,
-    device: &Device,
-) -> ComputePlan {
-    let kernel = if device.is_cpu() {
-        kernels::cpu_kernel_name().to_string()
+/// Decides the image tower, number format and kernel for this machine.
+fn compute_plan(options: &LoadOptions, device: &Device) -> Result<ComputePlan, ModelError> {
+    let cpu = device.is_cpu();
+    let bf16_kernel = cpu && bf16::available();
+    let default = if cpu {
+        ImageEncoderKind::Fused
     } else {
-        format!("{device:?}")
+        ImageEncoderKind::Candle
     };
-    let (used, note) = match requested {
-        ComputeDtype::F32 => (ComputeDtype::F32, None),
-        ComputeDtype::Bf16 => (
-            ComputeDtype::F32,
+    let (encoder, note) = match (options.dtype, options.image_encoder) {
+        (ComputeDtype::F32, kind) => (kind.unwrap_or(default), None),
+        (ComputeDtype::Bf16, Some(ImageEncoderKind::Candle)) => (
+            ImageEncoderKind::Candle,
+            Some("--dtype bf16 was requested, but the candle image tower computes in f32".into()),
+        ),
+        (ComputeDtype::Bf16, _) if bf16_kernel => (ImageEncoderKind::FusedBf16, None),
+        (ComputeDtype::Bf16, _) => (
+            default,
             Some(format!(
                 "--dtype bf16 was requested, but {}; the image encoder computes in f32 instead \
                  (results equal --dtype f32)",
-                if kernels::cpu_has_amx_bf16() {
-                    "this build has no AMX bf16 kernel"
+                if !cpu {
+                    "bf16 is implemented for the CPU only".to_string()
+                } else if kernels::cpu_has_amx_bf16() {
+                    "this CPU reports AMX-BF16 without AVX512-BF16, which clip-audit's bf16 \
+                     kernel needs"
+                        .to_string()
                 } else {
-                    "this CPU has no AMX bf16 unit"
+                    "this CPU has neither AVX512-BF16 nor AMX-BF16".to_string()
                 }
             )),
         ),
     };
-    ComputePlan {
-        requested,
-        used,
+    if encoder != ImageEncoderKind::Candle && !cpu {
+        return Err(ModelError::Device(
+            format!("{device:?}"),
+            "the fused image encoder runs on the CPU only".into(),
+        ));
+    }
+    let kernel = match encoder {
+        ImageEncoderKind::Candle if !cpu => format!("{device:?}"),
+        ImageEncoderKind::FusedBf16 => "avx512-bf16".to_string(),
+        _ => kernels::cpu_kernel_name().to_string(),
+    };
+    Ok(ComputePlan {
+        requested: options.dtype,
+        used: if encoder == ImageEncoderKind::FusedBf16 {
+            ComputeDtype::Bf16
+        } else {
+            ComputeDtype::F32
+        },
         image_encoder: match encoder {
             ImageEncoderKind::Candle => "candle",
-            ImageEncoderKind::Fused => "fused",
+            ImageEncoderKind::Fused | ImageEncoderKind::FusedBf16 => "fused",
         },
+        encoder,
         kernel,
         note,
-    }
+    })
 }
 
 /// The preprocessing must produce exactly the square input the image tower was built for.
