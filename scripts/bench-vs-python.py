@@ -682,6 +682,16 @@ def step_cache(args, runner, caps, res, sizes, probe_a, probe_b):
 
 # ---------------------------------------------------------------- the report
 
+def abbreviate_images(command):
+    """A command line with long runs of image paths cut to the first two and a count."""
+    parts = command.split(" ")
+    images = [i for i, p in enumerate(parts) if re.search(r"\.(jpe?g|png|webp)$", p, re.I)]
+    if len(images) <= 3:
+        return command
+    kept = parts[:images[0] + 2] + [f"... ({len(images) - 2} more images)"] + parts[images[-1] + 1:]
+    return " ".join(kept)
+
+
 def render(args, res, caps):
     m, L = res["machine"], []
     L.append("# clip-audit vs Python reference pipeline")
@@ -707,7 +717,7 @@ def render(args, res, caps):
     L.append("")
     L.append("```")
     for k, v in res["commands"].items():
-        L.append(f"# {k}\n{v}")
+        L.append(f"# {k}\n{abbreviate_images(v)}")
     L.append("```")
 
     # end to end

@@ -294,36 +294,12 @@ impl LoadedModel {
 /// Decides the image tower, number format and kernel for this machine.
 fn compute_plan(options: &LoadOptions, device: &Device) -> Result<ComputePlan, ModelError> {
     let cpu = device.is_cpu();
-    let bf16_kernel = cpu && bf16::available();
-    let default = if cpu {
-        ImageEncoderKind::Fused
-    } else {
-        ImageEncoderKind::Candle
+    let machine = Machine {
+        cpu,
+        bf16_kernel: cpu && bf16::available(),
+        amx: cpu && kernels::cpu_has_amx_bf16(),
     };
-    let (encoder, note) = match (options.dtype, options.image_encoder) {
-        (ComputeDtype::F32, kind) => (kind.unwrap_or(default), None),
-        (ComputeDtype::Bf16, Some(ImageEncoderKind::Candle)) => (
-            ImageEncoderKind::Candle,
-            Some("--dtype bf16 was requested, but the candle image tower computes in f32".into()),
-        ),
-        (ComputeDtype::Bf16, _) if bf16_kernel => (ImageEncoderKind::FusedBf16, None),
-        (ComputeDtype::Bf16, _) => (
-            default,
-            Some(format!(
-                "--dtype bf16 was requested, but {}; the image encoder computes in f32 instead \
-                 (results equal --dtype f32)",
-                if !cpu {
-                    "bf16 is implemented for the CPU only".to_string()
-                } else if kernels::cpu_has_amx_bf16() {
-                    "this CPU reports AMX-BF16 without AVX512-BF16, which clip-audit's bf16 \
-                     kernel needs"
-                        .to_string()
-                } else {
-                    "this CPU has neither AVX512-BF16 nor AMX-BF16".to_string()
-                }
-            )),
-        ),
-    };
+    let (encoder, note) = choose_encoder(options, machine);
     if encoder != ImageEncoderKind::Candle && !cpu {
         return Err(ModelError::Device(
             format!("{device:?}"),
@@ -350,6 +326,49 @@ fn compute_plan(options: &LoadOptions, device: &Device) -> Result<ComputePlan, M
         kernel,
         note,
     })
+}
+
+/// What the machine offers the image tower.
+#[derive(Debug, Clone, Copy)]
+struct Machine {
+    /// Tensors live on the CPU.
+    cpu: bool,
+    /// The CPU runs [`bf16::matmul`].
+    bf16_kernel: bool,
+    /// The CPU reports AMX-BF16.
+    amx: bool,
+}
+
+/// The image tower for the options on this machine, and why it differs from the request.
+fn choose_encoder(options: &LoadOptions, m: Machine) -> (ImageEncoderKind, Option<String>) {
+    let default = if m.cpu {
+        ImageEncoderKind::Fused
+    } else {
+        ImageEncoderKind::Candle
+    };
+    match (options.dtype, options.image_encoder) {
+        (ComputeDtype::F32, kind) => (kind.unwrap_or(default), None),
+        (ComputeDtype::Bf16, Some(ImageEncoderKind::Candle)) => (
+            ImageEncoderKind::Candle,
+            Some("--dtype bf16 was requested, but the candle image tower computes in f32".into()),
+        ),
+        (ComputeDtype::Bf16, _) if m.bf16_kernel => (ImageEncoderKind::FusedBf16, None),
+        (ComputeDtype::Bf16, _) => (
+            default,
+            Some(format!(
+                "--dtype bf16 was requested, but {}; the image encoder computes in f32 instead \
+                 (results equal --dtype f32)",
+                if !m.cpu {
+                    "bf16 is implemented for the CPU only"
+                } else if m.amx {
+                    "this CPU reports AMX-BF16 without AVX512-BF16, which clip-audit's bf16 \
+                     kernel needs"
+                } else {
+                    "this CPU has neither AVX512-BF16 nor AMX-BF16"
+                }
+            )),
+        ),
+    }
 }
 
 /// The preprocessing must produce exactly the square input the image tower was built for.
@@ -473,5 +492,76 @@ impl candle_nn::var_builder::SimpleBackend for LogitScaleAsScalar {
 
     fn contains_tensor(&self, name: &str) -> bool {
         self.0.get(name).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choose(
+        dtype: ComputeDtype,
+        cpu: bool,
+        bf16_kernel: bool,
+        amx: bool,
+    ) -> (ImageEncoderKind, Option<String>) {
+        let options = LoadOptions {
+            dtype,
+            ..Default::default()
+        };
+        choose_encoder(
+            &options,
+            Machine {
+                cpu,
+                bf16_kernel,
+                amx,
+            },
+        )
+    }
+
+    #[test]
+    fn f32_is_fused_on_the_cpu_and_candle_elsewhere() {
+        assert_eq!(
+            choose(ComputeDtype::F32, true, true, false),
+            (ImageEncoderKind::Fused, None)
+        );
+        assert_eq!(
+            choose(ComputeDtype::F32, false, false, false),
+            (ImageEncoderKind::Candle, None)
+        );
+    }
+
+    #[test]
+    fn bf16_uses_the_kernel_where_it_runs_and_says_why_not_elsewhere() {
+        assert_eq!(
+            choose(ComputeDtype::Bf16, true, true, true),
+            (ImageEncoderKind::FusedBf16, None)
+        );
+        let (kind, note) = choose(ComputeDtype::Bf16, true, false, false);
+        assert_eq!(kind, ImageEncoderKind::Fused);
+        let note = note.unwrap();
+        assert!(
+            note.contains("neither AVX512-BF16 nor AMX-BF16") && note.contains("computes in f32")
+        );
+        let (_, note) = choose(ComputeDtype::Bf16, true, false, true);
+        assert!(
+            note.unwrap()
+                .contains("reports AMX-BF16 without AVX512-BF16")
+        );
+        let (kind, note) = choose(ComputeDtype::Bf16, false, false, false);
+        assert_eq!(kind, ImageEncoderKind::Candle);
+        assert!(note.unwrap().contains("CPU only"));
+        let explicit = LoadOptions {
+            dtype: ComputeDtype::Bf16,
+            image_encoder: Some(ImageEncoderKind::Candle),
+        };
+        let machine = Machine {
+            cpu: true,
+            bf16_kernel: true,
+            amx: false,
+        };
+        let (kind, note) = choose_encoder(&explicit, machine);
+        assert_eq!(kind, ImageEncoderKind::Candle);
+        assert!(note.unwrap().contains("candle image tower computes in f32"));
     }
 }
