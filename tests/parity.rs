@@ -87,17 +87,22 @@ fn within(model: &str, what: &str, e: f32) {
     assert!(e < 1e-4, "{model}: {what}: relative error {e}");
 }
 
+/// The prompts a golden file was computed for.
+fn golden_prompts(g: &serde_json::Value) -> Vec<String> {
+    g["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
 fn check_model_parity(model_dir: &std::path::Path, golden_name: &str) {
     let model = load_dir(model_dir);
     assert_eq!(model.clip.image_encoder_kind(), ImageEncoderKind::Fused);
     let candle_model = load_dir_with(model_dir, ImageEncoderKind::Candle);
     let g = golden(golden_name);
-    let prompts: Vec<String> = g["prompts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().to_string())
-        .collect();
+    let prompts = golden_prompts(&g);
 
     // pixels: ours vs transformers, within one uint8 level before normalisation
     let pixel_size = 3 * 64 * 64;
@@ -266,12 +271,7 @@ fn bf16_image_encoder_stays_close_to_the_f32_reference() {
             "bf16 run gave exactly the f32 result: was bf16 used?"
         );
 
-        let prompts: Vec<String> = g["prompts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_str().unwrap().to_string())
-            .collect();
+        let prompts = golden_prompts(&g);
         let text = text_embeddings(&model, &prompts).unwrap();
         let labels: Vec<String> = (0..prompts.len()).map(|i| format!("p{i}")).collect();
         let classifier = ZeroShotClassifier::new(labels, text, model.clip.logit_scale());
