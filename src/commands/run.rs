@@ -103,6 +103,26 @@ enum BatchItem {
     Skipped(SkippedImage),
 }
 
+/// SHA-256 of the model files, computed up front or still being computed in the background.
+enum ModelHashes {
+    Ready(BTreeMap<String, String>),
+    Pending(std::thread::JoinHandle<Result<Vec<(String, String)>, crate::model::ModelError>>),
+}
+
+impl ModelHashes {
+    /// The hashes, waiting for the background computation if needed.
+    fn finish(self) -> anyhow::Result<BTreeMap<String, String>> {
+        match self {
+            ModelHashes::Ready(hashes) => Ok(hashes),
+            ModelHashes::Pending(handle) => Ok(handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("the model-hashing thread panicked"))??
+                .into_iter()
+                .collect()),
+        }
+    }
+}
+
 /// The embedding cache of a run, with the first write failure (reported once, as a warning).
 struct RunCache {
     cache: EmbeddingCache,
@@ -144,7 +164,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     let cache_root = cache_root(args, &mut warnings);
     // The model files' hashes key the cache, so with a cache they are needed now (memoised under
     // the cache folder). Without one they only go into run.json: hash in the background.
-    let (mut model_hashes, background_hashing) = match &cache_root {
+    let (model_hashes, cache) = match &cache_root {
         Some(root) => {
             let memo = root.join("file-hashes");
             let hashes: BTreeMap<String, String> = model
@@ -152,19 +172,14 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
                 .sha256_hashes_memo(Some(&memo))?
                 .into_iter()
                 .collect();
-            (Some(hashes), None)
+            let cache = open_cache(root, &model, &hashes)?;
+            (ModelHashes::Ready(hashes), Some(cache))
         }
         None => {
             let files = model.files.clone();
-            (
-                None,
-                Some(std::thread::spawn(move || files.sha256_hashes())),
-            )
+            let hashing = std::thread::spawn(move || files.sha256_hashes());
+            (ModelHashes::Pending(hashing), None)
         }
-    };
-    let cache = match (&cache_root, &model_hashes) {
-        (Some(root), Some(hashes)) => Some(open_cache(root, &model, hashes)?),
-        _ => None,
     };
     if cache.is_none() {
         // every image will be encoded: load the image tower now, not inside the first batch
@@ -279,13 +294,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         files.insert(1, args.out.join("predictions.csv"));
     }
 
-    if let Some(handle) = background_hashing {
-        let hashes = handle
-            .join()
-            .map_err(|_| anyhow::anyhow!("the model-hashing thread panicked"))??;
-        model_hashes = Some(hashes.into_iter().collect());
-    }
-    let model_hashes = model_hashes.unwrap_or_default();
+    let model_hashes = model_hashes.finish()?;
     let mut timings = BTreeMap::new();
     timings.insert("model_load", loaded);
     timings.insert("prompts", prompts_done - loaded);
