@@ -19,6 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
+use crate::model::source::hex;
+
 /// Version of the on-disk layout and entry format; part of every path and of every model key.
 pub const CACHE_FORMAT_VERSION: u32 = 1;
 
@@ -83,7 +85,7 @@ impl ImageKey {
 
     /// Lower-case hex of the hash, 64 characters.
     pub fn hex(&self) -> String {
-        hex_lower(&self.0)
+        hex(&self.0)
     }
 }
 
@@ -116,7 +118,7 @@ impl ModelKey {
             h.update(value.as_bytes());
         }
         ModelKey {
-            hex: hex_lower(&h.finalize()),
+            hex: hex(&h.finalize()),
             parts,
         }
     }
@@ -438,16 +440,6 @@ fn json_string(s: &str) -> String {
     }
     out.push('"');
     out
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    s
 }
 
 /// A non-empty environment variable as a path.

@@ -147,14 +147,15 @@ fn run_in(
     };
     model_args.dtype = args.dtype;
 
-    let end_to_end = if args.encoder_only {
-        None
+    // the end-to-end run loads the model as part of what it times; the encoder reuses it
+    let (end_to_end, model) = if args.encoder_only {
+        (None, super::load_model(&model_args)?)
     } else {
-        Some(time_end_to_end(args, &model_args, scratch, progress)?)
+        let (result, model) = time_end_to_end(args, &model_args, scratch, progress)?;
+        (Some(result), model)
     };
 
     progress("image encoder only");
-    let model = super::load_model(&model_args)?;
     let timing = time_encoder(&model, args.batch, args.reps)?;
     let gflop = encoder_gflop(model.clip.config());
     progress("matrix multiply only");
@@ -175,7 +176,11 @@ fn run_in(
             reps: args.reps,
             dtype: model.compute.used.name(),
             requested_dtype: model.compute.requested.name(),
-            kernel: format!("{}/{}", model.compute.image_encoder, model.compute.kernel),
+            kernel: format!(
+                "{}/{}",
+                model.compute.encoder.tower_name(),
+                model.compute.kernel
+            ),
             note: model.compute.note.clone(),
         },
         gemm,
@@ -184,13 +189,14 @@ fn run_in(
     })
 }
 
-/// Times the path a user's run takes, from the model load to the predictions.
+/// Times the path a user's run takes, from the model load to the predictions; returns the
+/// loaded model too.
 fn time_end_to_end(
     args: &BenchArgs,
     model_args: &ModelArgs,
     scratch: &Path,
     progress: &mut impl FnMut(&str),
-) -> anyhow::Result<EndToEndResult> {
+) -> anyhow::Result<(EndToEndResult, LoadedModel)> {
     let images = match &args.images {
         Some(dir) => list_images(dir, args.n)?,
         None => {
@@ -222,7 +228,7 @@ fn time_end_to_end(
         .map(|p| load_rgb(p).map(|img| preprocess(&img, &model.preprocess).len()))
         .filter(Result::is_ok)
         .count();
-    Ok(EndToEndResult {
+    let result = EndToEndResult {
         images: images.len(),
         source: match &args.images {
             Some(d) => d.display().to_string(),
@@ -236,7 +242,8 @@ fn time_end_to_end(
         prompts_s: prompts_done - loaded,
         images_s: total - prompts_done,
         preprocess_images_per_s: decoded as f64 / t.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((result, model))
 }
 
 /// Renders the results as the Markdown report.

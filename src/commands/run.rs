@@ -714,7 +714,7 @@ fn open_cache(
         .map(|(file, hash)| (file.as_str(), hash.as_str()))
         .collect();
     parts.push(("dtype", model.compute.used.name()));
-    parts.push(("image_encoder", model.compute.image_encoder));
+    parts.push(("image_encoder", model.compute.encoder.tower_name()));
     let key = ModelKey::new(&parts);
     let cache = EmbeddingCache::open(root, &key, model.clip.config().projection_dim)
         .with_context(|| format!("opening the embedding cache in {}", root.display()))?;

@@ -708,6 +708,16 @@ pub enum ImageEncoderKind {
     FusedBf16,
 }
 
+impl ImageEncoderKind {
+    /// `candle` or `fused` (whatever the number format).
+    pub fn tower_name(self) -> &'static str {
+        match self {
+            Self::Candle => "candle",
+            Self::Fused | Self::FusedBf16 => "fused",
+        }
+    }
+}
+
 /// The image tower in the form it is computed in.
 enum ImageTower {
     Candle {

@@ -231,10 +231,8 @@ pub struct ComputePlan {
     pub requested: ComputeDtype,
     /// The number format used.
     pub used: ComputeDtype,
-    /// `fused` or `candle`.
-    pub image_encoder: &'static str,
-    /// The image tower built.
-    #[serde(skip)]
+    /// The image tower built (`fused` or `candle` in `run.json`).
+    #[serde(rename = "image_encoder", serialize_with = "serialize_tower")]
     pub encoder: ImageEncoderKind,
     /// The CPU's matrix instructions the kernels use, e.g. `avx512`.
     pub kernel: String,
@@ -318,14 +316,17 @@ fn compute_plan(options: &LoadOptions, device: &Device) -> Result<ComputePlan, M
         } else {
             ComputeDtype::F32
         },
-        image_encoder: match encoder {
-            ImageEncoderKind::Candle => "candle",
-            ImageEncoderKind::Fused | ImageEncoderKind::FusedBf16 => "fused",
-        },
         encoder,
         kernel,
         note,
     })
+}
+
+fn serialize_tower<S: serde::Serializer>(
+    kind: &ImageEncoderKind,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(kind.tower_name())
 }
 
 /// What the machine offers the image tower.
