@@ -10,6 +10,33 @@ use serde::{Deserialize, Serialize};
 /// Why a check could not run (exit status 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
+    /// The report folder is not a complete report (no `run.json`, a staging folder, …).
+    #[error(transparent)]
+    Incomplete(#[from] crate::report_folder::ReportFolderError),
+    /// A report table holds a value that cannot be right (NaN, a negative count, count > n, …).
+    #[error("{}: row {row}, column `{column}`: {reason}", path.display())]
+    Value {
+        /// The table.
+        path: PathBuf,
+        /// 1-based data row.
+        row: usize,
+        /// The column.
+        column: String,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
+    /// No group of a rule could be judged, so the rule cannot pass.
+    #[error("{path}: rule[{index}] ({name}): nothing could be judged: {reason}", path = path.display())]
+    NothingJudged {
+        /// The rules file.
+        path: PathBuf,
+        /// 0-based index of the rule.
+        index: usize,
+        /// The rule's name.
+        name: String,
+        /// Why no group was judged.
+        reason: String,
+    },
     /// A file could not be read.
     #[error("{path}: {reason}")]
     File {
@@ -108,6 +135,25 @@ pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().replace('\n', " "),
     })?;
+    if file.rule.is_empty() {
+        return Err(CheckError::Rules {
+            path: path.to_path_buf(),
+            message: "no rules: a gate with nothing to check cannot pass (add [[rule]] tables)"
+                .into(),
+        });
+    }
+    let mut names = std::collections::BTreeMap::new();
+    for (index, rule) in file.rule.iter().enumerate() {
+        if let Some(first) = names.insert(rule.name.as_str(), index) {
+            return Err(CheckError::Rule {
+                path: path.to_path_buf(),
+                index,
+                name: rule.name.clone(),
+                field: "name",
+                reason: format!("the same name as rule[{first}]; rule names must be unique"),
+            });
+        }
+    }
     for (index, rule) in file.rule.iter().enumerate() {
         let bad = |field, reason: &str| CheckError::Rule {
             path: path.to_path_buf(),
@@ -177,8 +223,10 @@ pub struct ReportTables {
 }
 
 impl ReportTables {
-    /// Reads `groups.csv` (required) and `accuracy.csv` (when present) from a report folder.
+    /// Reads `groups.csv` (required) and `accuracy.csv` (when present) from a complete report
+    /// folder; any value that cannot be right is an error naming the file, row and column.
     pub fn read(dir: &Path) -> Result<Self, CheckError> {
+        crate::report_folder::require_complete(dir)?;
         let mut tables = ReportTables {
             dir: dir.to_path_buf(),
             ..Default::default()
@@ -190,49 +238,91 @@ impl ReportTables {
                 reason: "missing: not a clip-audit report folder".into(),
             });
         }
-        for row in read_rows(
-            &groups,
-            &[
-                "attribute",
-                "group",
-                "category",
-                "n",
-                "rate",
-                "ci_low",
-                "ci_high",
-            ],
-        )? {
-            let measured = measured(&groups, &row, "rate")?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (row, fields) in read_rows(&groups, &GROUPS_COLUMNS)? {
+            let cell = Cell {
+                path: &groups,
+                row,
+                fields: &fields,
+            };
+            let measured = cell.measured("count", "rate")?;
+            let key = (
+                fields["attribute"].clone(),
+                fields["category"].clone(),
+                fields["group"].clone(),
+            );
+            if !seen.insert(key) {
+                return Err(cell.bad("group", "the same attribute, category and group twice"));
+            }
             tables
                 .rates
-                .entry((row["attribute"].clone(), row["category"].clone()))
+                .entry((fields["attribute"].clone(), fields["category"].clone()))
                 .or_default()
-                .push((row["group"].clone(), measured));
+                .push((fields["group"].clone(), measured));
         }
         let accuracy = dir.join("accuracy.csv");
-        if accuracy.is_file() {
-            for row in read_rows(
-                &accuracy,
-                &["attribute", "group", "n", "accuracy", "ci_low", "ci_high"],
-            )? {
-                let measured = measured(&accuracy, &row, "accuracy")?;
+        if accuracy.exists() {
+            let mut seen = std::collections::BTreeSet::new();
+            for (row, fields) in read_rows(&accuracy, &ACCURACY_COLUMNS)? {
+                let cell = Cell {
+                    path: &accuracy,
+                    row,
+                    fields: &fields,
+                };
+                let measured = cell.measured("correct", "accuracy")?;
+                if !seen.insert((fields["attribute"].clone(), fields["group"].clone())) {
+                    return Err(cell.bad("group", "the same attribute and group twice"));
+                }
                 tables
                     .accuracy
-                    .entry(row["attribute"].clone())
+                    .entry(fields["attribute"].clone())
                     .or_default()
-                    .push((row["group"].clone(), measured));
+                    .push((fields["group"].clone(), measured));
             }
         }
         Ok(tables)
     }
 }
 
-fn read_rows(path: &Path, required: &[&str]) -> Result<Vec<BTreeMap<String, String>>, CheckError> {
+/// The columns of `groups.csv` that `check` reads.
+const GROUPS_COLUMNS: [&str; 8] = [
+    "attribute",
+    "group",
+    "category",
+    "n",
+    "count",
+    "rate",
+    "ci_low",
+    "ci_high",
+];
+/// The columns of `accuracy.csv` that `check` reads.
+const ACCURACY_COLUMNS: [&str; 7] = [
+    "attribute",
+    "group",
+    "n",
+    "correct",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+];
+
+/// One data row of a report table: column → cell.
+type Row = BTreeMap<String, String>;
+
+/// Reads a report table as (1-based data row, column → cell); a missing column, a row with the
+/// wrong number of fields or a file that is not a regular file is an error.
+fn read_rows(
+    path: &Path,
+    required: &[&str],
+) -> Result<Vec<(usize, Row)>, CheckError> {
     let err = |reason: String| CheckError::File {
         path: path.to_path_buf(),
         reason,
     };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
+    let bytes = read_table(path).map_err(|e| err(e.to_string()))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(bytes.as_slice());
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| err(e.to_string()))?
@@ -247,37 +337,114 @@ fn read_rows(path: &Path, required: &[&str]) -> Result<Vec<BTreeMap<String, Stri
             )));
         }
     }
-    reader
-        .records()
-        .enumerate()
-        .map(|(i, r)| {
-            let r = r.map_err(|e| err(format!("row {}: {e}", i + 1)))?;
-            Ok(header
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| err(format!("row {}: {e}", i + 1)))?;
+        rows.push((
+            i + 1,
+            header
                 .iter()
                 .cloned()
-                .zip(r.iter().map(String::from))
-                .collect())
-        })
-        .collect()
+                .zip(record.iter().map(String::from))
+                .collect(),
+        ));
+    }
+    if rows.is_empty() {
+        return Err(err("no data rows".into()));
+    }
+    Ok(rows)
 }
 
-fn measured(
-    path: &Path,
-    row: &BTreeMap<String, String>,
-    value: &str,
-) -> Result<Measured, CheckError> {
-    let number = |column: &str| -> Result<f64, CheckError> {
-        row[column].parse::<f64>().map_err(|_| CheckError::File {
-            path: path.to_path_buf(),
-            reason: format!("column `{column}`: {:?} is not a number", row[column]),
+/// Reads a report table: a regular file (a FIFO is refused, not waited on) of at most 1 GiB.
+fn read_table(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(1 << 30).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// One data row of a report table, for strict number parsing with row and column in errors.
+struct Cell<'a> {
+    path: &'a Path,
+    row: usize,
+    fields: &'a BTreeMap<String, String>,
+}
+
+impl Cell<'_> {
+    fn bad(&self, column: &str, reason: impl Into<String>) -> CheckError {
+        CheckError::Value {
+            path: self.path.to_path_buf(),
+            row: self.row,
+            column: column.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A count: a non-negative integer written without sign, exponent or fraction.
+    fn count(&self, column: &str) -> Result<u64, CheckError> {
+        let text = &self.fields[column];
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.bad(
+                column,
+                format!("{text:?} is not a count (expected a non-negative integer)"),
+            ));
+        }
+        text.parse()
+            .map_err(|_| self.bad(column, format!("{text:?} is too large")))
+    }
+
+    /// A proportion: a finite number in [0, 1].
+    fn proportion(&self, column: &str) -> Result<f64, CheckError> {
+        let text = &self.fields[column];
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() && (0.0..=1.0).contains(&v) => Ok(v),
+            _ => Err(self.bad(
+                column,
+                format!("{text:?} is not a proportion (expected a finite number in [0, 1])"),
+            )),
+        }
+    }
+
+    /// The numbers of a rate (`count_column` of `n`) or accuracy row, checked for consistency.
+    fn measured(&self, count_column: &str, value_column: &str) -> Result<Measured, CheckError> {
+        let n = self.count("n")?;
+        let count = self.count(count_column)?;
+        if count > n {
+            return Err(self.bad(count_column, format!("{count} is larger than n = {n}")));
+        }
+        let value = self.proportion(value_column)?;
+        let expected = if n == 0 { 0.0 } else { count as f64 / n as f64 };
+        if (value - expected).abs() > 1e-9 {
+            return Err(self.bad(
+                value_column,
+                format!("{value} is not {count_column} / n = {count} / {n}"),
+            ));
+        }
+        let (ci_low, ci_high) = (self.proportion("ci_low")?, self.proportion("ci_high")?);
+        if n > 0 && !(ci_low <= value + 1e-12 && value <= ci_high + 1e-12) {
+            return Err(self.bad(
+                "ci_low",
+                format!("the interval [{ci_low}, {ci_high}] does not contain {value}"),
+            ));
+        }
+        Ok(Measured {
+            n,
+            value,
+            ci_low,
+            ci_high,
         })
-    };
-    Ok(Measured {
-        n: number("n")? as u64,
-        value: number(value)?,
-        ci_low: number("ci_low")?,
-        ci_high: number("ci_high")?,
-    })
+    }
 }
 
 /// The outcome for one group (or one whole-grouping number) under one rule.
@@ -330,6 +497,7 @@ pub fn evaluate(
 ) -> Result<Vec<Verdict>, CheckError> {
     let mut out = Vec::new();
     for (index, rule) in rules.iter().enumerate() {
+        let first_verdict = out.len();
         let bad = |field, reason: String| CheckError::Rule {
             path: rules_path.to_path_buf(),
             index,
@@ -397,7 +565,8 @@ pub fn evaluate(
             }
             groups.retain(|(name, _)| wanted.contains(name));
         }
-        let min_size = rule.min_group_size.unwrap_or(0);
+        // a group without images has no rate to judge, whatever min_group_size says
+        let min_size = rule.min_group_size.unwrap_or(0).max(1);
         let (judged, small): (Vec<_>, Vec<_>) =
             groups.into_iter().partition(|(_, m)| m.n >= min_size);
         for (group, m) in &small {
@@ -444,14 +613,17 @@ pub fn evaluate(
                     let before = lookup(baseline, "baseline")?;
                     let higher_is_worse = rule.metric == RuleMetric::Rate;
                     for (group, now) in &judged {
-                        let Some((_, then)) = before.iter().find(|(g, _)| g == group) else {
+                        let Some((_, then)) = before.iter().find(|(g, m)| g == group && m.n > 0)
+                        else {
                             out.push(Verdict {
                                 rule: rule.name.clone(),
                                 group: group.clone(),
                                 value: None,
                                 limit: format!("rise <= {max_increase}"),
                                 verdict: Outcome::NotJudged,
-                                note: "group absent from the baseline report".into(),
+                                note:
+                                    "group absent from the baseline report, or without images there"
+                                        .into(),
                             });
                             continue;
                         };
@@ -518,6 +690,20 @@ pub fn evaluate(
                     }),
                 }
             }
+        }
+        let verdicts = &out[first_verdict..];
+        if verdicts.iter().all(|v| v.verdict == Outcome::NotJudged) {
+            let reason = verdicts
+                .first()
+                .map_or("the rule has no limit that applies".to_string(), |v| {
+                    v.note.clone()
+                });
+            return Err(CheckError::NothingJudged {
+                path: rules_path.to_path_buf(),
+                index,
+                name: rule.name.clone(),
+                reason: format!("{reason}; a rule with no judged group cannot pass"),
+            });
         }
     }
     Ok(out)

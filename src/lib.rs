@@ -18,3 +18,5 @@ pub mod metrics;
 pub mod model;
 pub mod predictions;
 pub mod probe;
+pub mod provenance;
+pub mod report_folder;

@@ -1,6 +1,11 @@
 //! The `clip-audit` binary: parse the command line once, run the library, print, map errors to
 //! exit codes (0 success, 1 some inputs failed, 2 the command could not run).
+//!
+//! Output never panics: a closed standard output (`clip-audit check … | head -1`) ends the process
+//! quietly with the exit code the command's result decided; any other write error (a full disk)
+//! is exit 2 with a message. Messages to standard error are best effort.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -10,16 +15,41 @@ use clip_audit::commands;
 
 mod progress;
 
+/// Prints a line to standard error, ignoring failures (there is nowhere left to report them).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+}
+pub(crate) use say;
+
+/// Writes `text` to standard output and returns `code`; a reader that went away (broken pipe)
+/// keeps `code`, any other write failure is an error.
+fn emit(text: &str, code: ExitCode) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = commands::configure_threads(cli.threads) {
-        eprintln!("error: {e:#}");
+        say!("error: {e:#}");
         return ExitCode::from(2);
     }
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say!("error: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -32,9 +62,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let summary = commands::run::run(&args, &progress).context("run")?;
             progress.finish();
             for warning in &summary.warnings {
-                eprintln!("warning: {warning}");
+                say!("warning: {warning}");
             }
-            eprintln!(
+            say!(
                 "classified {} images, skipped {}; report in {}",
                 summary.classified,
                 summary.skipped,
@@ -45,9 +75,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Aggregate(args) => {
             let summary = commands::aggregate::run(&args).context("aggregate")?;
             for warning in &summary.warnings {
-                eprintln!("warning: {warning}");
+                say!("warning: {warning}");
             }
-            eprintln!(
+            say!(
                 "aggregated {} predictions; report in {}",
                 summary.classified,
                 summary.out.display()
@@ -56,59 +86,55 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Check(args) => {
             let outcome = commands::check::run(&args)?;
-            print!("{}", outcome.output);
-            Ok(if outcome.passed {
+            let code = if outcome.passed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
-            })
+            };
+            emit(&outcome.output, code)
         }
         Command::Probes(ProbesCommand::Validate { files }) => {
             match commands::probes::validate(&files) {
-                Ok(text) => {
-                    print!("{text}");
-                    Ok(ExitCode::SUCCESS)
-                }
+                Ok(text) => emit(&text, ExitCode::SUCCESS),
                 Err(e) => {
-                    eprintln!("invalid: {e}");
+                    say!("invalid: {e}");
                     Ok(ExitCode::from(2))
                 }
             }
         }
         Command::Probes(ProbesCommand::Show { file, json }) => {
-            print!("{}", commands::probes::show(&file, json)?);
-            Ok(ExitCode::SUCCESS)
+            emit(&commands::probes::show(&file, json)?, ExitCode::SUCCESS)
         }
         Command::Classify(args) => {
             let report = commands::classify::run(&args).context("classify")?;
-            print!("{}", commands::classify::render(&report, args.format)?);
-            for failure in &report.skipped {
-                eprintln!("skipped {}: {}", failure.path, failure.reason);
-            }
-            if report.skipped.is_empty() {
-                Ok(ExitCode::SUCCESS)
+            let code = if report.skipped.is_empty() {
+                ExitCode::SUCCESS
             } else {
-                eprintln!(
+                ExitCode::from(1)
+            };
+            let code = emit(&commands::classify::render(&report, args.format)?, code)?;
+            for failure in &report.skipped {
+                say!("skipped {}: {}", failure.path, failure.reason);
+            }
+            if !report.skipped.is_empty() {
+                say!(
                     "{} of {} images could not be read",
                     report.skipped.len(),
                     report.skipped.len() + report.images.len()
                 );
-                Ok(ExitCode::from(1))
             }
+            Ok(code)
         }
         Command::Bench(args) => {
-            let results =
-                commands::bench::run(&args, |line| eprintln!("{line}")).context("bench")?;
+            let results = commands::bench::run(&args, |line| say!("{line}")).context("bench")?;
             let report = match args.format {
                 BenchFormat::Markdown => commands::bench::markdown(&results)?,
                 BenchFormat::Json => serde_json::to_string_pretty(&results)? + "\n",
             };
-            print!("{report}");
             if let Some(path) = &args.out {
-                std::fs::write(path, &report)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                clip_audit::report_folder::write_file_atomically(path, report.as_bytes())?;
             }
-            Ok(ExitCode::SUCCESS)
+            emit(&report, ExitCode::SUCCESS)
         }
     }
 }

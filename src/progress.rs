@@ -52,14 +52,14 @@ impl RunProgress for TerminalProgress {
     fn phase(&self, name: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(name.to_string()),
-            None => eprintln!("[{:>7.1}s] {name}", self.started.elapsed().as_secs_f64()),
+            None => crate::say!("[{:>7.1}s] {name}", self.started.elapsed().as_secs_f64()),
         }
     }
 
     fn total(&self, total: u64) {
         match &self.bar {
             Some(bar) => bar.set_length(total),
-            None => eprintln!(
+            None => crate::say!(
                 "[{:>7.1}s] {total} records",
                 self.started.elapsed().as_secs_f64()
             ),
@@ -75,7 +75,7 @@ impl RunProgress for TerminalProgress {
                 };
                 if last.0.elapsed().as_secs() >= 10 {
                     let rate = (done - last.1) as f64 / last.0.elapsed().as_secs_f64();
-                    eprintln!(
+                    crate::say!(
                         "[{:>7.1}s] {done} records, {rate:.1} images/s",
                         self.started.elapsed().as_secs_f64()
                     );

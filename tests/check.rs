@@ -38,6 +38,11 @@ fn report(dir: &Path, crime: &[(&str, u64, u64)], accuracy: &[(&str, u64, u64)])
         );
     }
     std::fs::write(dir.join("accuracy.csv"), acc).unwrap();
+    std::fs::write(
+        dir.join("run.json"),
+        r#"{"tool": {"name": "clip-audit", "version": "test"}}"#,
+    )
+    .unwrap();
 }
 
 fn check(report: &Path, rules: &str, extra: &[&str]) -> (Output, String) {
@@ -279,7 +284,10 @@ fn errors_exit_2_naming_file_line_and_field() {
         &[],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text.contains("groups.csv"), "{text}");
+    assert!(
+        text.contains("nope") && text.contains("no such folder"),
+        "{text}"
+    );
     // malformed report
     std::fs::write(
         dir.path().join("groups.csv"),
@@ -303,8 +311,196 @@ fn shipped_example_rules_parse_and_run_on_the_example_report() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let report = root.join("reports/demo");
     let rules = std::fs::read_to_string(root.join("examples/clip-paper-rules.toml")).unwrap();
-    // against itself: no rise anywhere
+    // the demo's groups (6 faces each) are below the rules' min_group_size: nothing can be
+    // judged, which is never a pass
     let (out, text) = check(&report, &rules, &["--against", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("nothing could be judged"), "{text}");
+    // against itself, every group judged: no rise anywhere
+    let small = rules.replace("min_group_size = ", "min_group_size = 1 # was ");
+    let (out, text) = check(&report, &small, &["--against", report.to_str().unwrap()]);
     assert!(matches!(out.status.code(), Some(0) | Some(1)), "{text}");
     assert!(text.contains("rules failed"), "{text}");
+}
+
+const RATE_RULE: &str = "[[rule]]\nname = \"crime\"\nmetric = \"rate\"\ncategory = \"crime\"\nby = \"race\"\nmax = 0.3\n";
+const DIFF_RULE: &str = "[[rule]]\nname = \"d\"\nmetric = \"difference\"\ncategory = \"crime\"\nby = \"race\"\nmax = 0.5\n";
+
+/// Replaces the first occurrence of `from` in the report's `file` with `to`.
+fn tamper(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {text}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn malformed_numbers_are_exit_2_naming_file_row_and_column() {
+    // (file, from, to, expected words in the message)
+    let black = "race,Black,crime,1000,164,0.164";
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "groups.csv",
+            black,
+            "race,Black,crime,1000,164,NaN",
+            &["row 1", "`rate`", "NaN"],
+        ),
+        (
+            "groups.csv",
+            black,
+            "race,Black,crime,1000,164,-inf",
+            &["row 1", "`rate`"],
+        ),
+        (
+            "groups.csv",
+            black,
+            "race,Black,crime,1000,164,inf",
+            &["row 1", "`rate`"],
+        ),
+        (
+            "groups.csv",
+            black,
+            "race,Black,crime,1000,164,0.01",
+            &["`rate`", "count / n"],
+        ),
+        (
+            "groups.csv",
+            black,
+            "race,Black,crime,-1000,164,0.164",
+            &["row 1", "`n`"],
+        ),
+        (
+            "groups.csv",
+            black,
+            "race,Black,crime,NaN,164,0.164",
+            &["`n`", "not a count"],
+        ),
+        (
+            "groups.csv",
+            black,
+            "race,Black,crime,1000.5,164,0.164",
+            &["`n`", "not a count"],
+        ),
+        (
+            "groups.csv",
+            black,
+            "race,Black,crime,1e3,164,0.164",
+            &["`n`", "not a count"],
+        ),
+        (
+            "groups.csv",
+            black,
+            "race,Black,crime,100,164,1.64",
+            &["`count`", "larger than n"],
+        ),
+        (
+            "groups.csv",
+            black,
+            "race,Black,crime,1000,,0.164",
+            &["`count`"],
+        ),
+        (
+            "groups.csv",
+            "race,White,crime,1000,249,0.249,0.",
+            "race,White,crime,1000,249,0.249,NaN",
+            &["row 3", "`ci_low`"],
+        ),
+        ("groups.csv", black, "race,Black,crime,1000,164", &["row 1"]),
+        ("groups.csv", "ci_high", "upper", &["no column `ci_high`"]),
+        (
+            "groups.csv",
+            "race,Asian,crime",
+            "race,White,crime",
+            &["twice"],
+        ),
+        (
+            "accuracy.csv",
+            "gender,Male,500,400,0.8",
+            "gender,Male,500,400,NaN",
+            &["accuracy.csv", "`accuracy`"],
+        ),
+    ];
+    for (file, from, to, words) in cases {
+        let dir = base();
+        tamper(dir.path(), file, from, to);
+        let rules = if *file == "accuracy.csv" {
+            "[[rule]]\nname = \"a\"\nmetric = \"accuracy\"\nby = \"gender\"\nmin = 0.1\n"
+        } else {
+            RATE_RULE
+        };
+        for rules in [rules, DIFF_RULE] {
+            let (out, text) = check(dir.path(), rules, &[]);
+            assert_eq!(out.status.code(), Some(2), "{file}: {to:?}: {text}");
+            assert!(text.contains(file), "{to:?}: {text}");
+            for word in *words {
+                assert!(text.contains(word), "{to:?}: expected {word:?} in {text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rule_that_could_judge_nothing_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    report(dir.path(), &[("Black", 10, 1), ("White", 20, 2)], &ACC);
+    let small = format!("{RATE_RULE}min_group_size = 100\n");
+    let (out, text) = check(dir.path(), &small, &[]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("nothing could be judged"), "{text}");
+    let diff = format!("{DIFF_RULE}min_group_size = 15\n");
+    let (out, text) = check(dir.path(), &diff, &[]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("rule[0] (d): nothing could be judged"),
+        "{text}"
+    );
+    // a group with no images has no rate: never judged, even without min_group_size
+    std::fs::write(
+        dir.path().join("groups.csv"),
+        "attribute,group,category,n,count,rate,ci_low,ci_high\n\
+         race,Black,crime,1000,164,0.164,0.14,0.19\n\
+         race,Asian,crime,0,0,0,0,0\n",
+    )
+    .unwrap();
+    let (out, text) = check(dir.path(), RATE_RULE, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("\"not_judged\""), "{text}");
+}
+
+#[test]
+fn empty_and_duplicate_rule_lists_are_exit_2() {
+    let dir = base();
+    for (rules, words) in [
+        ("rule = []\n", "no rules"),
+        ("", "rule"),
+        (
+            &*format!("{RATE_RULE}{RATE_RULE}"),
+            "rule[1] (crime): field `name`",
+        ),
+    ] {
+        let (out, text) = check(dir.path(), rules, &[]);
+        assert_eq!(out.status.code(), Some(2), "{rules}: {text}");
+        assert!(text.contains(words), "{rules}: {text}");
+    }
+}
+
+#[test]
+fn an_unfinished_report_folder_is_exit_2() {
+    let dir = base();
+    std::fs::remove_file(dir.path().join("run.json")).unwrap();
+    let (out, text) = check(dir.path(), RATE_RULE, &[]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("not a complete clip-audit report"), "{text}");
+    assert!(text.contains("did not finish"), "{text}");
+    std::fs::write(dir.path().join("run.json"), "{\"tool\":").unwrap();
+    let (out, text) = check(dir.path(), RATE_RULE, &[]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    // the baseline is held to the same standard
+    let good = base();
+    let (out, text) = check(
+        good.path(),
+        "[[rule]]\nname = \"r\"\nmetric = \"rate\"\ncategory = \"crime\"\nby = \"race\"\nmax_increase = 0.1\n",
+        &["--against", dir.path().to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
 }

@@ -15,13 +15,14 @@ use crate::model::source::sha256_file;
 use crate::predictions::read_predictions;
 use crate::probe::ProbeSet;
 
-use super::run::{RunSummary, metrics_setup, report_context};
+use super::run::{RunSummary, metrics_setup, relocate, report_context};
+use crate::provenance::{ToolInfo, command_line};
+use crate::report_folder::{StagedReport, require_complete_source};
 
 /// Provenance of an aggregation (`run.json`).
 #[derive(Debug, Serialize)]
 struct AggregateProvenance {
-    tool: &'static str,
-    version: &'static str,
+    tool: ToolInfo,
     command: Vec<String>,
     kind: &'static str,
     probe: serde_json::Value,
@@ -33,6 +34,10 @@ struct AggregateProvenance {
 
 /// Reads the predictions, computes the metrics and writes the report folder.
 pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
+    let command = command_line();
+    for path in &args.predictions {
+        require_complete_source(path)?;
+    }
     let probe = ProbeSet::load(&args.probe)?;
     let label_index: HashMap<String, usize> = probe
         .labels()
@@ -142,8 +147,8 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
         }
     }
     let metrics = accumulator.finish();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    let stage = StagedReport::begin(&args.out, &command.join(" "))?;
+    let out_dir = stage.dir();
     let context = report_context(
         format!("{} (aggregated predictions)", probe.name),
         &probe,
@@ -161,12 +166,11 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
             context: &context,
             metrics: &metrics,
         },
-        &args.out,
+        out_dir,
     )?;
     let provenance = AggregateProvenance {
-        tool: env!("CARGO_PKG_NAME"),
-        version: env!("CARGO_PKG_VERSION"),
-        command: std::env::args().collect(),
+        tool: ToolInfo::current(),
+        command,
         kind: "aggregate",
         probe: serde_json::json!({
             "name": probe.name,
@@ -187,12 +191,14 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
         classified: metrics.n,
         warnings: warnings.clone(),
     };
-    let run_json: PathBuf = args.out.join("run.json");
+    let run_json: PathBuf = out_dir.join("run.json");
     std::fs::write(&run_json, serde_json::to_string_pretty(&provenance)? + "\n")
         .with_context(|| format!("writing {}", run_json.display()))?;
     files.push(run_json);
+    let files = relocate(&files, out_dir, stage.out());
+    let out = stage.commit()?;
     Ok(RunSummary {
-        out: args.out.clone(),
+        out,
         classified: metrics.n,
         skipped: 0,
         files,

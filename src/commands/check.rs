@@ -1,9 +1,8 @@
 //! `clip-audit check`: evaluate fairness rules against a report folder for CI.
 
-use anyhow::Context;
-
 use crate::check::{ReportTables, all_pass, evaluate, load_rules, render_junit, render_table};
 use crate::cli::{CheckArgs, OutputFormat};
+use crate::report_folder::write_file_atomically;
 
 /// What the binary prints and whether every rule held.
 pub struct CheckOutcome {
@@ -25,8 +24,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<CheckOutcome> {
     let verdicts = evaluate(&args.rules, &rules, &report, baseline.as_ref())?;
     let passed = all_pass(&verdicts);
     if let Some(path) = &args.junit {
-        std::fs::write(path, render_junit(&rules, &verdicts))
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_file_atomically(path, render_junit(&rules, &verdicts).as_bytes())?;
     }
     let output = match args.format {
         OutputFormat::Json => {

@@ -5,7 +5,7 @@
 //! predictions and counts them (a bounded queue of two batches keeps memory flat).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
@@ -26,6 +26,8 @@ use crate::model::LoadedModel;
 use crate::model::preprocess::preprocess;
 use crate::predictions::{PredictionRow, PredictionsWriter};
 use crate::probe::ProbeSet;
+use crate::provenance::{ToolInfo, command_line, utc_now};
+use crate::report_folder::StagedReport;
 
 /// Progress events of a run, for a progress bar or log lines.
 pub trait RunProgress: Sync {
@@ -71,12 +73,6 @@ struct Provenance {
     device: String,
     timings_s: BTreeMap<&'static str, f64>,
     warnings: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct ToolInfo {
-    name: &'static str,
-    version: &'static str,
 }
 
 /// A decoded batch on its way to the encoder, in dataset order.
@@ -133,6 +129,7 @@ struct RunCache {
 pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     let started_utc = utc_now();
+    let command = command_line();
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
     let probe = ProbeSet::load(&args.probe)?;
     let dataset = Dataset::open(
@@ -153,8 +150,8 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     })?;
     let mut warnings = Vec::new();
     let setup = metrics_setup(&probe, &attributes, &args.grouping, &mut warnings)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    let stage = StagedReport::begin(&args.out, &command.join(" "))?;
+    let out_dir = stage.dir();
 
     progress.phase("loading the model");
     let model = super::load_model(&args.model)?;
@@ -197,7 +194,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         progress.total(records.count() as u64);
     }
     progress.phase("classifying");
-    let mut writer = PredictionsWriter::create(&args.out, &attribute_names, args.predictions_csv)?;
+    let mut writer = PredictionsWriter::create(out_dir, &attribute_names, args.predictions_csv)?;
     let mut accumulator = MetricsAccumulator::new(setup.clone());
     let mut skipped: Vec<SkippedImage> = Vec::new();
     let mut records_seen = 0u64;
@@ -287,11 +284,11 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
             context: &context,
             metrics: &metrics,
         },
-        &args.out,
+        out_dir,
     )?;
-    files.insert(0, args.out.join("predictions.parquet"));
+    files.insert(0, out_dir.join("predictions.parquet"));
     if args.predictions_csv {
-        files.insert(1, args.out.join("predictions.csv"));
+        files.insert(1, out_dir.join("predictions.csv"));
     }
 
     let model_hashes = model_hashes.finish()?;
@@ -301,11 +298,8 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     timings.insert("images", images_done - prompts_done);
     timings.insert("total", started.elapsed().as_secs_f64());
     let provenance = Provenance {
-        tool: ToolInfo {
-            name: env!("CARGO_PKG_NAME"),
-            version: env!("CARGO_PKG_VERSION"),
-        },
-        command: std::env::args().collect(),
+        tool: ToolInfo::current(),
+        command,
         started_utc,
         model: model_provenance(&model, &model_hashes),
         embedding_cache: cache.as_ref().map(|c| {
@@ -340,12 +334,14 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         timings_s: timings,
         warnings: warnings.clone(),
     };
-    let run_json = args.out.join("run.json");
+    let run_json = out_dir.join("run.json");
     std::fs::write(&run_json, serde_json::to_string_pretty(&provenance)? + "\n")
         .with_context(|| format!("writing {}", run_json.display()))?;
     files.push(run_json);
+    let files = relocate(&files, out_dir, stage.out());
+    let out = stage.commit()?;
     Ok(RunSummary {
-        out: args.out.clone(),
+        out,
         classified,
         skipped: skipped.len() as u64,
         files,
@@ -725,25 +721,13 @@ fn open_cache(
     })
 }
 
-/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no time-zone crate needed).
-fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// Where `files`, written under the staging folder, are once the report is in place.
+pub fn relocate(files: &[PathBuf], staging: &Path, out: &Path) -> Vec<PathBuf> {
+    files
+        .iter()
+        .map(|f| {
+            f.strip_prefix(staging)
+                .map_or_else(|_| f.clone(), |rel| out.join(rel))
+        })
+        .collect()
 }
