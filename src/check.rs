@@ -311,10 +311,7 @@ type Row = BTreeMap<String, String>;
 
 /// Reads a report table as (1-based data row, column → cell); a missing column, a row with the
 /// wrong number of fields or a file that is not a regular file is an error.
-fn read_rows(
-    path: &Path,
-    required: &[&str],
-) -> Result<Vec<(usize, Row)>, CheckError> {
+fn read_rows(path: &Path, required: &[&str]) -> Result<Vec<(usize, Row)>, CheckError> {
     let err = |reason: String| CheckError::File {
         path: path.to_path_buf(),
         reason,
