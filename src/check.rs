@@ -100,7 +100,7 @@ struct RulesFile {
 
 /// Reads and checks a rules file (structure only; names are checked against the report later).
 pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CheckError::File {
+    let text = crate::input_file::read_regular_text(path).map_err(|e| CheckError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
