@@ -819,6 +819,51 @@ mod tests {
         assert!(err.reason().contains("too large"), "{err}");
     }
 
+    #[test]
+    fn limits_count_every_buffer_of_the_decode() {
+        let fixture = |name: &str| {
+            std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/images")
+                    .join(name),
+            )
+            .expect("fixture")
+        };
+        let decode = |bytes: &[u8], max_pixels: u64| {
+            decode_rgb_with(
+                bytes,
+                "x",
+                AlphaMode::default(),
+                &ImageLimits::new(max_pixels),
+            )
+        };
+        // CMYK JPEG, 200x150: 4 bytes/pixel decoded + 3 for the RGB copy = 210 000 bytes,
+        // within 6 bytes per pixel of a 35 000-pixel limit, not of a 30 000-pixel one.
+        let cmyk = fixture("cmyk_200x150.jpg");
+        assert!(decode(&cmyk, 35_000).is_ok());
+        let err = decode(&cmyk, 30_000).expect_err("over the budget");
+        assert!(err.reason().contains("needs 0.2 MiB to decode"), "{err}");
+        // EXIF-rotated RGB JPEG, 240x160: 3 decoded + 3 rotated = exactly 6 bytes per pixel.
+        let rotated = fixture("exif_rot6_240x160.jpg");
+        assert!(decode(&rotated, 240 * 160).is_ok());
+        assert!(decode(&rotated, 240 * 160 - 1).is_err());
+        // 16-bit gray PNG, 120x90: 2 + 3 bytes per pixel; the pixel limit itself.
+        let gray16 = fixture("gray16_120x90.png");
+        assert!(decode(&gray16, 120 * 90).is_ok());
+        let err = decode(&gray16, 120 * 90 - 1).expect_err("over the pixel limit");
+        assert!(
+            err.reason()
+                .contains("10800 pixels, over the limit of 10799"),
+            "{err}"
+        );
+        // the defaults: Pillow's limit, and just under 1 GiB of decoding
+        let limits = ImageLimits::default();
+        assert_eq!(limits.max_pixels(), 178_956_970);
+        assert_eq!(limits.decode_budget(), 1_073_741_820);
+        assert_eq!(limits.max_file_bytes(), 256 << 20);
+        assert_eq!(ImageLimits::new(1000).max_file_bytes(), 6000);
+    }
+
     /// Offset of the first `FF <marker>` segment in a JPEG.
     fn segment(jpeg: &[u8], marker: u8) -> usize {
         jpeg.windows(2)
