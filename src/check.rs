@@ -127,7 +127,7 @@ struct RulesFile {
 
 /// Reads and checks a rules file (structure only; names are checked against the report later).
 pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CheckError::File {
+    let text = crate::input_file::read_regular_text(path).map_err(|e| CheckError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
@@ -316,7 +316,8 @@ fn read_rows(path: &Path, required: &[&str]) -> Result<Vec<(usize, Row)>, CheckE
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = read_table(path).map_err(|e| err(e.to_string()))?;
+    let bytes = crate::input_file::read_regular_file(path, 1 << 30, "limit for report tables")
+        .map_err(|e| err(e.to_string()))?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .from_reader(bytes.as_slice());
@@ -350,25 +351,6 @@ fn read_rows(path: &Path, required: &[&str]) -> Result<Vec<(usize, Row)>, CheckE
         return Err(err("no data rows".into()));
     }
     Ok(rows)
-}
-
-/// Reads a report table: a regular file (a FIFO is refused, not waited on) of at most 1 GiB.
-fn read_table(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(1 << 30).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// One data row of a report table, for strict number parsing with row and column in errors.

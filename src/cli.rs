@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::images::{DEFAULT_MAX_IMAGE_PIXELS, ImageLimits};
+
 /// Audit CLIP-style image-text models for social bias.
 #[derive(Debug, Parser)]
 #[command(name = "clip-audit", version, about, max_term_width = 100)]
@@ -67,6 +69,29 @@ pub struct ModelArgs {
     pub dtype: DtypeArg,
 }
 
+/// Bounds on each image (shared by `run` and `classify`).
+#[derive(Debug, Args)]
+pub struct ImageLimitArgs {
+    /// Largest image accepted, in pixels (width × height; default: Pillow's decompression-bomb
+    /// limit); a larger one is skipped with its reason. It also bounds memory: all buffers of one
+    /// decode together may take 6 bytes per pixel of this limit (so a 16-bit or RGBA image near
+    /// it is refused), and an image file 256 MiB or that much, whichever is smaller.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_IMAGE_PIXELS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_image_pixels: u64,
+}
+
+impl ImageLimitArgs {
+    /// The limits as the library takes them.
+    pub fn limits(&self) -> ImageLimits {
+        ImageLimits::new(self.max_image_pixels)
+    }
+}
+
 /// Values of `--dtype`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DtypeArg {
@@ -121,6 +146,10 @@ pub struct ClassifyArgs {
     /// Images encoded per forward pass.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub batch: usize,
+
+    /// Bounds on each image.
+    #[command(flatten)]
+    pub image_limits: ImageLimitArgs,
 
     /// Image files (JPEG, PNG, WebP).
     #[arg(value_name = "IMAGE", required = true)]
@@ -265,6 +294,10 @@ pub struct RunArgs {
     /// Neither read nor write the embedding cache: encode every image.
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Bounds on each image.
+    #[command(flatten)]
+    pub image_limits: ImageLimitArgs,
 }
 
 /// Options of `clip-audit aggregate`.

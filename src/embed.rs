@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use candle_core::Tensor;
 use rayon::prelude::*;
 
-use crate::images::{ImageLoadError, load_rgb};
+use crate::images::{AlphaMode, ImageLimits, ImageLoadError, load_rgb_with};
 use crate::model::LoadedModel;
 use crate::model::clip::l2_normalize;
 use crate::model::preprocess::preprocess;
@@ -117,12 +117,13 @@ pub fn image_embeddings(model: &LoadedModel, pixels: &Tensor) -> Result<Tensor, 
     Ok(l2_normalize(&model.clip.image_features(pixels)?)?)
 }
 
-/// Decodes, preprocesses (in parallel) and encodes image files `batch_size` at a time;
-/// `on_batch` is told how many files each finished batch covered.
+/// Decodes (within `limits`), preprocesses (in parallel, one image per worker thread) and encodes
+/// image files `batch_size` at a time; `on_batch` is told how many files each batch covered.
 pub fn embed_image_files(
     model: &LoadedModel,
     paths: &[PathBuf],
     batch_size: usize,
+    limits: &ImageLimits,
     mut on_batch: impl FnMut(usize),
 ) -> Result<ImageEmbeddings, EmbedError> {
     let batch_size = batch_size.max(1);
@@ -132,7 +133,10 @@ pub fn embed_image_files(
     for (chunk_no, chunk) in paths.chunks(batch_size).enumerate() {
         let loaded: Vec<Result<Vec<f32>, ImageLoadError>> = chunk
             .par_iter()
-            .map(|p| load_rgb(p).map(|img| preprocess(&img, &model.preprocess)))
+            .map(|p| {
+                load_rgb_with(p, AlphaMode::default(), limits)
+                    .map(|img| preprocess(&img, &model.preprocess))
+            })
             .collect();
         let mut pixels = Vec::with_capacity(chunk.len());
         for (offset, result) in loaded.into_iter().enumerate() {

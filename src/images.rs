@@ -46,8 +46,84 @@ use mozjpeg::ColorSpaceExt;
 /// Largest accepted image width or height, in pixels (decompression-bomb guard).
 pub const MAX_IMAGE_SIDE: u32 = 20_000;
 
-/// Largest accepted decoded image buffer, in bytes (decompression-bomb guard).
-pub const MAX_DECODED_BYTES: u64 = 1 << 30;
+/// The default largest image, in pixels: Pillow's decompression-bomb *error* threshold,
+/// `2 × Image.MAX_IMAGE_PIXELS` (Pillow refuses larger images too).
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 2 * 89_478_485;
+
+/// Decoding memory allowed per pixel of the pixel limit, in bytes: an 8-bit RGB image at the
+/// limit plus one rotated copy of it. With the default limit this is just under 1 GiB.
+pub const DECODE_BYTES_PER_LIMIT_PIXEL: u64 = 6;
+
+/// Largest image file read, in bytes (or the decoding budget, if that is smaller).
+pub const MAX_IMAGE_FILE_BYTES: u64 = 256 << 20;
+
+/// Bounds on one image, from which every other bound follows: its pixels, the bytes of every
+/// buffer its decoding makes, the size of its file, and so the memory one image in flight takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    max_pixels: u64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_IMAGE_PIXELS)
+    }
+}
+
+impl ImageLimits {
+    /// Limits for images of at most `max_pixels` pixels (width × height; at least 1).
+    pub fn new(max_pixels: u64) -> Self {
+        Self {
+            max_pixels: max_pixels.max(1),
+        }
+    }
+
+    /// Largest accepted width × height.
+    pub fn max_pixels(&self) -> u64 {
+        self.max_pixels
+    }
+
+    /// Bytes that every buffer of one decode may take together: the decoded image (all its
+    /// channels and bytes per sample), its 8-bit RGB copy, an orientation copy, and a
+    /// progressive JPEG's coefficients. [`DECODE_BYTES_PER_LIMIT_PIXEL`] × the pixel limit.
+    pub fn decode_budget(&self) -> u64 {
+        self.max_pixels.saturating_mul(DECODE_BYTES_PER_LIMIT_PIXEL)
+    }
+
+    /// Largest image file read: [`MAX_IMAGE_FILE_BYTES`] or the decode budget, if smaller.
+    pub fn max_file_bytes(&self) -> u64 {
+        MAX_IMAGE_FILE_BYTES.min(self.decode_budget())
+    }
+
+    /// What one image being decoded can hold at most: its file's bytes plus the decode budget
+    /// (preprocessing's small resized copies aside).
+    pub fn per_image_bound(&self) -> u64 {
+        self.max_file_bytes().saturating_add(self.decode_budget())
+    }
+
+    /// Refuses an image over the pixel limit, or whose buffers (`bytes` together) exceed the
+    /// decode budget.
+    fn check(&self, w: u64, h: u64, bytes: u64) -> Result<(), String> {
+        let pixels = w * h;
+        if pixels > self.max_pixels {
+            return Err(format!(
+                "image too large: {w}x{h} is {pixels} pixels, over the limit of {} \
+                 (--max-image-pixels)",
+                self.max_pixels
+            ));
+        }
+        if bytes > self.decode_budget() {
+            let mib = |b: u64| b as f64 / f64::from(1 << 20);
+            return Err(format!(
+                "image too large: {w}x{h} needs {:.1} MiB to decode, over the limit of {:.1} MiB \
+                 ({DECODE_BYTES_PER_LIMIT_PIXEL} bytes per pixel of --max-image-pixels)",
+                mib(bytes),
+                mib(self.decode_budget())
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Largest accepted number of scans in a JPEG (decompression-bomb guard; progressive JPEGs
 /// written by encoders have at most a few dozen).
@@ -94,6 +170,10 @@ impl ImageLoadError {
     pub fn reason(&self) -> String {
         let text = match self {
             Self::Missing { .. } => "file not found".to_string(),
+            // refused before reading (not a regular file, over the size limit): say just that
+            Self::Io { source, .. } if crate::input_file::InputFileError::of(source).is_some() => {
+                source.to_string()
+            }
             Self::Io { source, .. } => format!("read error: {source}"),
             Self::Decode { reason, .. } => reason.clone(),
         };
@@ -111,44 +191,54 @@ pub enum AlphaMode {
     Drop,
 }
 
-/// Loads an image file as 8-bit RGB, with EXIF orientation applied and alpha composited on white.
+/// Loads an image file as 8-bit RGB, with EXIF orientation applied and alpha composited on white,
+/// within the default [`ImageLimits`].
 ///
 /// Deliberate difference from transformers: `CLIPImageProcessor` does not apply the EXIF
 /// orientation tag, so a phone photo stored sideways is fed to the model sideways; here it is
 /// rotated upright first, since an upright photo is what a human annotator saw and labelled.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
-    load_rgb_with(path, AlphaMode::default())
+    load_rgb_with(path, AlphaMode::default(), &ImageLimits::default())
 }
 
-/// Like [`load_rgb`], with an explicit [`AlphaMode`].
-pub fn load_rgb_with(path: &Path, alpha: AlphaMode) -> Result<RgbImage, ImageLoadError> {
-    let bytes = read_image_file(path)?;
-    decode_rgb_with(&bytes, &path.display().to_string(), alpha)
+/// Like [`load_rgb`], with an explicit [`AlphaMode`] and [`ImageLimits`].
+pub fn load_rgb_with(
+    path: &Path,
+    alpha: AlphaMode,
+    limits: &ImageLimits,
+) -> Result<RgbImage, ImageLoadError> {
+    let bytes = read_image_file(path, limits)?;
+    decode_rgb_with(&bytes, &path.display().to_string(), alpha, limits)
 }
 
-/// Reads an image file's bytes (not decoded), with the error kinds of [`load_rgb`].
-pub fn read_image_file(path: &Path) -> Result<Vec<u8>, ImageLoadError> {
-    std::fs::read(path).map_err(|source| {
-        let path = path.display().to_string();
-        if source.kind() == std::io::ErrorKind::NotFound {
-            ImageLoadError::Missing { path }
-        } else {
-            ImageLoadError::Io { path, source }
-        }
-    })
+/// Reads an image file's bytes (not decoded), with the error kinds of [`load_rgb`]. Only a
+/// regular file (after following links) is read, and only up to the limits' file size: a FIFO,
+/// a device or a folder is an error at once, never a wait or an endless read.
+pub fn read_image_file(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>, ImageLoadError> {
+    crate::input_file::read_regular_file(path, limits.max_file_bytes(), "per-image limit").map_err(
+        |source| {
+            let path = path.display().to_string();
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ImageLoadError::Missing { path }
+            } else {
+                ImageLoadError::Io { path, source }
+            }
+        },
+    )
 }
 
 /// Decodes an in-memory image (e.g. embedded in a parquet file) the same way as [`load_rgb`];
 /// `name` is used in error messages.
 pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, ImageLoadError> {
-    decode_rgb_with(bytes, name, AlphaMode::default())
+    decode_rgb_with(bytes, name, AlphaMode::default(), &ImageLimits::default())
 }
 
-/// Like [`decode_rgb`], with an explicit [`AlphaMode`].
+/// Like [`decode_rgb`], with an explicit [`AlphaMode`] and [`ImageLimits`].
 pub fn decode_rgb_with(
     bytes: &[u8],
     name: &str,
     alpha: AlphaMode,
+    limits: &ImageLimits,
 ) -> Result<RgbImage, ImageLoadError> {
     let fail = |reason: String| ImageLoadError::Decode {
         path: name.to_string(),
@@ -157,16 +247,23 @@ pub fn decode_rgb_with(
     if bytes.is_empty() {
         return Err(fail("empty file".to_string()));
     }
+    if bytes.len() as u64 > limits.max_file_bytes() {
+        return Err(fail(format!(
+            "file is {} bytes, over the per-image limit of {} bytes",
+            bytes.len(),
+            limits.max_file_bytes()
+        )));
+    }
     // The decoders are not expected to panic, but they run on untrusted bytes: turn a panic
     // into an ordinary decode error rather than taking the whole run down.
-    let decoded = catch_unwind(AssertUnwindSafe(|| decode_dynamic(bytes)))
+    let decoded = catch_unwind(AssertUnwindSafe(|| decode_dynamic(bytes, limits)))
         .map_err(|_| fail("decoder panicked (corrupt image)".to_string()))?;
     let image = decoded.map_err(fail)?;
     Ok(to_rgb8(image, alpha))
 }
 
 /// Decodes with format sniffing, size limits and EXIF orientation.
-fn decode_dynamic(bytes: &[u8]) -> Result<DynamicImage, String> {
+fn decode_dynamic(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, String> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("read error: {e}"))?;
@@ -176,41 +273,63 @@ fn decode_dynamic(bytes: &[u8]) -> Result<DynamicImage, String> {
                 "unknown or unsupported image format (expected JPEG, PNG or WebP)".to_string(),
             );
         }
-        Some(ImageFormat::Jpeg) => return decode_jpeg(bytes).map(DynamicImage::ImageRgb8),
+        Some(ImageFormat::Jpeg) => return decode_jpeg(bytes, limits).map(DynamicImage::ImageRgb8),
         Some(_) => {}
     }
     let mut reader = reader;
-    reader.limits(decode_limits());
-    let mut decoder = reader.into_decoder().map_err(describe)?;
+    reader.limits(decode_limits(limits));
+    let mut decoder = reader.into_decoder().map_err(|e| describe(e, limits))?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(format!("image has zero size ({w}x{h})"));
-    }
-    if decoder.total_bytes() > MAX_DECODED_BYTES {
-        return Err(format!(
-            "image too large: {w}x{h} needs {} MiB decoded (limit {} MiB)",
-            decoder.total_bytes() >> 20,
-            MAX_DECODED_BYTES >> 20
-        ));
     }
     // A malformed EXIF block must not make an otherwise fine image unreadable.
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(describe)?;
+    // Every buffer, before any is allocated: the decoded image, its rotated copy (if the
+    // orientation needs one), and the 8-bit RGB copy (unless it already is 8-bit RGB).
+    let pixels = u64::from(w) * u64::from(h);
+    let decoded = decoder.total_bytes();
+    let rotated = if orientation_copies(orientation) {
+        decoded
+    } else {
+        0
+    };
+    let rgb = if decoder.color_type() == image::ColorType::Rgb8 {
+        0
+    } else {
+        pixels * 3
+    };
+    limits.check(u64::from(w), u64::from(h), decoded + rotated + rgb)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| describe(e, limits))?;
     image.apply_orientation(orientation);
     Ok(image)
+}
+
+/// Whether applying `orientation` allocates a new image (the rotations by 90°/270°), rather than
+/// working in place.
+fn orientation_copies(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
 }
 
 /// Decodes a JPEG with libjpeg-turbo's decoder (as built by `mozjpeg-sys`: the library Pillow
 /// uses) and Pillow's settings (accurate integer IDCT, fancy upsampling), so the pixels are the
 /// ones transformers sees. EXIF orientation is applied.
-fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, String> {
+fn decode_jpeg(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, String> {
     let hit_end = Cell::new(false);
     // libjpeg reports fatal errors through `error_exit`, which the mozjpeg crate turns into an
     // unwind (with `resume_unwind`: no panic hook runs and nothing is printed); its warnings
     // (e.g. corrupt entropy data) are silenced and decoding goes on, as in Pillow.
-    match catch_unwind(AssertUnwindSafe(|| decode_jpeg_unwinding(bytes, &hit_end))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        decode_jpeg_unwinding(bytes, &hit_end, limits)
+    })) {
         Ok(result) => result,
         Err(_) if hit_end.get() => Err(TRUNCATED_JPEG.to_string()),
         Err(payload) => Err(format!("JPEG error: {}", unwind_message(&*payload))),
@@ -263,7 +382,11 @@ impl std::io::BufRead for EndProbe<'_> {
 }
 
 /// The part of the JPEG decoder that may unwind on a libjpeg error.
-fn decode_jpeg_unwinding(bytes: &[u8], hit_end: &Cell<bool>) -> Result<RgbImage, String> {
+fn decode_jpeg_unwinding(
+    bytes: &[u8],
+    hit_end: &Cell<bool>,
+    limits: &ImageLimits,
+) -> Result<RgbImage, String> {
     use mozjpeg::{ColorSpace, Decompress, Marker};
     let probe = EndProbe {
         rest: bytes,
@@ -296,8 +419,17 @@ fn decode_jpeg_unwinding(bytes: &[u8], hit_end: &Cell<bool>) -> Result<RgbImage,
     if scans > MAX_JPEG_SCANS {
         return Err(format!("JPEG has {scans} scans (limit {MAX_JPEG_SCANS})"));
     }
-    let channels = dec.color_space().num_components().max(3) as u64;
-    // Progressive and other multi-scan JPEGs also keep every DCT coefficient (2 bytes each).
+    let orientation = jpeg_orientation(&dec);
+    // Every buffer, before any is allocated: the decoded samples, the RGB copy of a gray or
+    // CMYK image, the rotated copy, and a multi-scan JPEG's DCT coefficients (2 bytes each).
+    let (w64, h64) = (w as u64, h as u64);
+    let components = dec.color_space().num_components() as u64;
+    let rgb = if components == 3 { 0 } else { w64 * h64 * 3 };
+    let rotated = if orientation_copies(orientation) {
+        w64 * h64 * 3
+    } else {
+        0
+    };
     let coefficient_bytes: u64 = if scans > 1 {
         dec.components()
             .iter()
@@ -306,15 +438,11 @@ fn decode_jpeg_unwinding(bytes: &[u8], hit_end: &Cell<bool>) -> Result<RgbImage,
     } else {
         0
     };
-    let needed = w as u64 * h as u64 * channels + coefficient_bytes;
-    if needed > MAX_DECODED_BYTES {
-        return Err(format!(
-            "image too large: {w}x{h} needs {} MiB decoded (limit {} MiB)",
-            needed >> 20,
-            MAX_DECODED_BYTES >> 20
-        ));
-    }
-    let orientation = jpeg_orientation(&dec);
+    limits.check(
+        w64,
+        h64,
+        w64 * h64 * components + rgb + rotated + coefficient_bytes,
+    )?;
     // Pillow opens 1-component JPEGs as L, 3-component ones as RGB and 4-component ones as
     // CMYK with Adobe's inverted samples (YCCK is turned into CMYK by libjpeg).
     let rgb: Vec<u8> = match dec.color_space() {
@@ -449,19 +577,20 @@ fn jpeg_scan_count(bytes: &[u8]) -> usize {
     }
 }
 
-fn decode_limits() -> Limits {
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
-    limits
+/// The `image` crate's own limits, as a second line of defence behind [`ImageLimits::check`].
+fn decode_limits(limits: &ImageLimits) -> Limits {
+    let mut out = Limits::default();
+    out.max_image_width = Some(MAX_IMAGE_SIDE);
+    out.max_image_height = Some(MAX_IMAGE_SIDE);
+    out.max_alloc = Some(limits.decode_budget());
+    out
 }
 
-fn describe(e: ImageError) -> String {
+fn describe(e: ImageError, limits: &ImageLimits) -> String {
     match e {
         ImageError::Limits(l) => format!(
             "image too large (limit {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels, {} MiB): {l}",
-            MAX_DECODED_BYTES >> 20
+            limits.decode_budget() >> 20
         ),
         ImageError::Unsupported(u) => format!("unsupported image: {u}"),
         ImageError::Decoding(d) => format!("corrupt image: {d}"),
@@ -631,7 +760,8 @@ mod tests {
         let img = decode_rgb(&png, "a.png").expect("decode");
         // alpha 0 -> white, 255 -> colour, 128 -> round((128*c + 127*255)/255)
         assert_eq!(img.as_raw(), &[255, 255, 255, 200, 100, 0, 227, 177, 127]);
-        let img = decode_rgb_with(&png, "a.png", AlphaMode::Drop).expect("decode");
+        let img = decode_rgb_with(&png, "a.png", AlphaMode::Drop, &ImageLimits::default())
+            .expect("decode");
         assert_eq!(img.as_raw(), &[200, 100, 0, 200, 100, 0, 200, 100, 0]);
         for c in 0..=255u8 {
             for a in 0..=255u8 {
@@ -687,6 +817,51 @@ mod tests {
         let err = decode_rgb(&png, "bomb.png").expect_err("bomb");
         assert!(matches!(err, ImageLoadError::Decode { .. }), "{err}");
         assert!(err.reason().contains("too large"), "{err}");
+    }
+
+    #[test]
+    fn limits_count_every_buffer_of_the_decode() {
+        let fixture = |name: &str| {
+            std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/images")
+                    .join(name),
+            )
+            .expect("fixture")
+        };
+        let decode = |bytes: &[u8], max_pixels: u64| {
+            decode_rgb_with(
+                bytes,
+                "x",
+                AlphaMode::default(),
+                &ImageLimits::new(max_pixels),
+            )
+        };
+        // CMYK JPEG, 200x150: 4 bytes/pixel decoded + 3 for the RGB copy = 210 000 bytes,
+        // within 6 bytes per pixel of a 35 000-pixel limit, not of a 30 000-pixel one.
+        let cmyk = fixture("cmyk_200x150.jpg");
+        assert!(decode(&cmyk, 35_000).is_ok());
+        let err = decode(&cmyk, 30_000).expect_err("over the budget");
+        assert!(err.reason().contains("needs 0.2 MiB to decode"), "{err}");
+        // EXIF-rotated RGB JPEG, 240x160: 3 decoded + 3 rotated = exactly 6 bytes per pixel.
+        let rotated = fixture("exif_rot6_240x160.jpg");
+        assert!(decode(&rotated, 240 * 160).is_ok());
+        assert!(decode(&rotated, 240 * 160 - 1).is_err());
+        // 16-bit gray PNG, 120x90: 2 + 3 bytes per pixel; the pixel limit itself.
+        let gray16 = fixture("gray16_120x90.png");
+        assert!(decode(&gray16, 120 * 90).is_ok());
+        let err = decode(&gray16, 120 * 90 - 1).expect_err("over the pixel limit");
+        assert!(
+            err.reason()
+                .contains("10800 pixels, over the limit of 10799"),
+            "{err}"
+        );
+        // the defaults: Pillow's limit, and just under 1 GiB of decoding
+        let limits = ImageLimits::default();
+        assert_eq!(limits.max_pixels(), 178_956_970);
+        assert_eq!(limits.decode_budget(), 1_073_741_820);
+        assert_eq!(limits.max_file_bytes(), 256 << 20);
+        assert_eq!(ImageLimits::new(1000).max_file_bytes(), 6000);
     }
 
     /// Offset of the first `FF <marker>` segment in a JPEG.

@@ -14,6 +14,7 @@ pub mod embed;
 pub mod embed_cache;
 pub mod export;
 pub mod images;
+pub mod input_file;
 pub mod metrics;
 pub mod model;
 pub mod predictions;

@@ -312,7 +312,7 @@ fn load_resolved(path: &Path, chain: &mut Vec<PathBuf>) -> Result<ProbeSet, Prob
         });
     }
     chain.push(canonical);
-    let text = std::fs::read_to_string(path).map_err(|source| ProbeError::Io {
+    let text = crate::input_file::read_regular_text(path).map_err(|source| ProbeError::Io {
         file: path.to_path_buf(),
         source,
     })?;

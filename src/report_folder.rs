@@ -423,7 +423,8 @@ pub fn require_complete(dir: &Path) -> Result<(), ReportFolderError> {
         ));
     }
     let marker = dir.join(COMPLETE_MARKER);
-    let bytes = read_marker(&marker).map_err(|e| {
+    let bytes = crate::input_file::read_regular_file(&marker, 16 << 20, "limit for run.json")
+        .map_err(|e| {
         incomplete(format!(
             "{COMPLETE_MARKER}: {e} (it is written last: the run that wrote this folder did not \
              finish, or this is not a report folder)"
@@ -442,24 +443,6 @@ pub fn require_complete(dir: &Path) -> Result<(), ReportFolderError> {
         )));
     }
     Ok(())
-}
-
-/// Reads the completion marker: a regular file (never waits on a FIFO), at most 16 MiB.
-fn read_marker(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(16 << 20).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// Refuses a predictions file that sits in a report folder that did not finish (a staging folder,

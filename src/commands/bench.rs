@@ -212,7 +212,8 @@ fn time_end_to_end(
     let classes = class_embeddings(&model, &probe.prompts())?;
     let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.clip.logit_scale());
     let prompts_done = start.elapsed().as_secs_f64();
-    let embedded = embed_image_files(&model, &images, args.batch, |_| {})?;
+    let limits = crate::images::ImageLimits::default();
+    let embedded = embed_image_files(&model, &images, args.batch, &limits, |_| {})?;
     let predictions = classifier.classify(&embedded.embeddings, 5)?;
     let total = start.elapsed().as_secs_f64();
     anyhow::ensure!(

@@ -74,7 +74,7 @@ pub fn collect_labels(args: &ClassifyArgs) -> anyhow::Result<Vec<String>> {
 }
 
 fn read_labels_file(path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::input_file::read_regular_text(path)
         .with_context(|| format!("reading labels file {}", path.display()))?;
     Ok(text
         .lines()
@@ -90,7 +90,8 @@ pub fn run(args: &ClassifyArgs) -> anyhow::Result<ClassifyReport> {
     let model = super::load_model(&args.model)?;
     let classes = class_embeddings(&model, &template_prompts(&labels, &args.templates)?)?;
     let classifier = ZeroShotClassifier::new(labels.clone(), classes, model.clip.logit_scale());
-    let embedded = embed_image_files(&model, &args.images, args.batch, |_| {})?;
+    let limits = args.image_limits.limits();
+    let embedded = embed_image_files(&model, &args.images, args.batch, &limits, |_| {})?;
     let predictions = classifier.classify(&embedded.embeddings, args.top_k)?;
     let images = embedded
         .indices

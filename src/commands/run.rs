@@ -20,7 +20,7 @@ use crate::dataset::{Dataset, DatasetOptions, Record, RecordItem};
 use crate::embed::{class_embeddings, image_embeddings, pixel_batch};
 use crate::embed_cache::{EmbeddingCache, ImageKey, ModelKey};
 use crate::export::{Report, ReportContext, SkippedImage, write_report};
-use crate::images::decode_rgb;
+use crate::images::{AlphaMode, ImageLimits, decode_rgb_with};
 use crate::metrics::{Attribute, CategoryInfo, Grouping, MetricsAccumulator, MetricsSetup};
 use crate::model::LoadedModel;
 use crate::model::preprocess::preprocess;
@@ -226,6 +226,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
             &model,
             cache.as_ref(),
             args.batch,
+            &args.image_limits.limits(),
             &sender,
             &mut records_seen,
         );
@@ -356,6 +357,7 @@ fn produce(
     model: &LoadedModel,
     cache: Option<&RunCache>,
     batch_size: usize,
+    limits: &ImageLimits,
     sender: &std::sync::mpsc::SyncSender<Batch>,
     seen: &mut u64,
 ) -> anyhow::Result<()> {
@@ -364,6 +366,8 @@ fn produce(
     // operating system interleaves separate threads at a fine grain. When the encoder is the
     // bottleneck these threads mostly wait on the bounded queue. Half the worker count: measured
     // on 2 cores, one decoding thread beside the encoder's two was faster end to end than two.
+    // Memory: each of these threads holds at most one image, `limits.per_image_bound()` bytes
+    // (its file plus every decoding buffer), so decoding adds at most threads/2 of those.
     let decoders = rayon::ThreadPoolBuilder::new()
         .num_threads((super::thread_count() / 2).max(1))
         .thread_name(|i| format!("clip-audit-decode-{i}"))
@@ -380,7 +384,7 @@ fn produce(
                         image: s.image,
                         reason: s.reason,
                     }),
-                    RecordItem::Record(r) => load_item(r, model, cache),
+                    RecordItem::Record(r) => load_item(r, model, cache, limits),
                 })
                 .collect()
         });
@@ -405,10 +409,15 @@ fn produce(
     Ok(())
 }
 
-/// Reads one record's image: its cached embedding, or its preprocessed pixels.
-fn load_item(record: Record, model: &LoadedModel, cache: Option<&RunCache>) -> BatchItem {
+/// Reads one record's image (within `limits`): its cached embedding, or its preprocessed pixels.
+fn load_item(
+    record: Record,
+    model: &LoadedModel,
+    cache: Option<&RunCache>,
+    limits: &ImageLimits,
+) -> BatchItem {
     let image = record.image.display();
-    let bytes = match record.image.read_bytes() {
+    let bytes = match record.image.read_bytes(limits) {
         Ok(bytes) => bytes,
         Err(e) => {
             return BatchItem::Skipped(SkippedImage {
@@ -429,7 +438,7 @@ fn load_item(record: Record, model: &LoadedModel, cache: Option<&RunCache>) -> B
             embedding,
         };
     }
-    match decode_rgb(&bytes, &image) {
+    match decode_rgb_with(&bytes, &image, AlphaMode::default(), limits) {
         Ok(rgb) => BatchItem::Image {
             id: record.id,
             image,

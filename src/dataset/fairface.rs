@@ -90,10 +90,11 @@ pub(crate) fn open_direct(csv: &Path) -> Result<(Plan, CsvTable), DatasetError> 
         .collect();
     let mut distinct: Vec<BTreeSet<String>> = vec![BTreeSet::new(); other.len()];
     if !other.is_empty() {
-        let file = std::fs::File::open(csv).map_err(|source| DatasetError::Io {
-            path: csv.to_path_buf(),
-            source,
-        })?;
+        let file =
+            crate::input_file::open_regular_file(csv).map_err(|source| DatasetError::Io {
+                path: csv.to_path_buf(),
+                source,
+            })?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .from_reader(file);

@@ -28,7 +28,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError + '_ {
 
 /// Opens a CSV with a header row.
 fn csv_reader(path: &Path) -> Result<csv::Reader<File>, DatasetError> {
-    let file = File::open(path).map_err(io_err(path))?;
+    let file = crate::input_file::open_regular_file(path).map_err(io_err(path))?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(file))
@@ -301,7 +301,7 @@ fn polars_err(file: &Path) -> impl Fn(PolarsError) -> DatasetError + '_ {
 
 /// Reads a parquet file's footer and schema.
 fn open_parquet(file: &ParquetFile) -> Result<(OpenedFile, Schema), DatasetError> {
-    let handle = File::open(&file.path).map_err(io_err(&file.path))?;
+    let handle = crate::input_file::open_regular_file(&file.path).map_err(io_err(&file.path))?;
     let mut reader = ParquetReader::new(handle);
     let to_err = polars_err(&file.path);
     let arrow_schema = reader.schema().map_err(&to_err)?;
@@ -539,7 +539,7 @@ impl ParquetTable {
                 row_groups: vec![group.clone()],
                 ..file.base.clone()
             };
-            let handle = File::open(path).map_err(io_err(path))?;
+            let handle = crate::input_file::open_regular_file(path).map_err(io_err(path))?;
             let mut reader = ParquetReader::new(handle)
                 .with_columns(Some(self.projection.clone()))
                 .with_slice(Some((batch.start, batch.len)))

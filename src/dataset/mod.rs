@@ -14,12 +14,13 @@ mod plan;
 mod spec;
 mod utkface;
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::images::ImageLimits;
+use crate::input_file::{MAX_TEXT_INPUT_BYTES, open_regular_file, read_regular_file};
 use crate::metrics::Attribute;
 use plan::Plan;
 use spec::SourceSpec;
@@ -49,19 +50,29 @@ impl ImageSource {
         }
     }
 
-    /// The encoded image bytes (read from disk for a file).
-    pub fn read_bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, crate::images::ImageLoadError> {
+    /// The encoded image bytes (read from disk for a file: a regular file within the limits'
+    /// file size, see [`crate::images::read_image_file`]).
+    pub fn read_bytes(
+        &self,
+        limits: &ImageLimits,
+    ) -> Result<std::borrow::Cow<'_, [u8]>, crate::images::ImageLoadError> {
         match self {
-            ImageSource::File(path) => crate::images::read_image_file(path).map(Into::into),
+            ImageSource::File(path) => crate::images::read_image_file(path, limits).map(Into::into),
             ImageSource::Embedded { bytes, .. } => Ok(bytes.as_slice().into()),
         }
     }
 
-    /// Decodes the image to 8-bit RGB (see [`crate::images`]).
-    pub fn load_rgb(&self) -> Result<image::RgbImage, crate::images::ImageLoadError> {
+    /// Decodes the image to 8-bit RGB within `limits` (see [`crate::images`]).
+    pub fn load_rgb(
+        &self,
+        limits: &ImageLimits,
+    ) -> Result<image::RgbImage, crate::images::ImageLoadError> {
+        let alpha = crate::images::AlphaMode::default();
         match self {
-            ImageSource::File(path) => crate::images::load_rgb(path),
-            ImageSource::Embedded { name, bytes } => crate::images::decode_rgb(bytes, name),
+            ImageSource::File(path) => crate::images::load_rgb_with(path, alpha, limits),
+            ImageSource::Embedded { name, bytes } => {
+                crate::images::decode_rgb_with(bytes, name, alpha, limits)
+            }
         }
     }
 }
@@ -236,10 +247,11 @@ impl Dataset {
     }
 
     fn open_spec(file: &Path, options: &DatasetOptions) -> Result<Dataset, DatasetError> {
-        let bytes = std::fs::read(file).map_err(|source| DatasetError::Io {
-            path: file.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_regular_file(file, MAX_TEXT_INPUT_BYTES, "limit for dataset specs")
+            .map_err(|source| DatasetError::Io {
+                path: file.to_path_buf(),
+                source,
+            })?;
         let spec_hash = hex(&Sha256::digest(&bytes));
         let text = String::from_utf8(bytes).map_err(|_| DatasetError::SpecSyntax {
             file: file.to_path_buf(),
@@ -443,7 +455,7 @@ pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64), DatasetError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(io)?;
+    let mut file = open_regular_file(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;

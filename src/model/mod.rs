@@ -7,6 +7,7 @@
 pub mod bf16;
 pub mod clip;
 pub mod fused;
+mod header_check;
 pub mod kernels;
 pub mod preprocess;
 pub mod source;
@@ -96,6 +97,21 @@ pub enum ModelError {
         name: String,
         /// Shape the config implies.
         expected: Vec<usize>,
+    },
+    /// `config.json` describes a different model than the weights file holds (found from the
+    /// safetensors header, before anything is sized from the config).
+    #[error("{}: field `{field}` is {value}, but {} has {found}", config.display(), weights.display())]
+    ConfigMismatch {
+        /// The configuration file.
+        config: PathBuf,
+        /// The offending field, e.g. `vision_config.num_hidden_layers`.
+        field: &'static str,
+        /// Its value in the configuration.
+        value: usize,
+        /// Weights file.
+        weights: PathBuf,
+        /// What the weights file has instead.
+        found: String,
     },
     /// A tensor's shape differs from what `config.json` implies.
     #[error("{file}: tensor `{name}` has shape {found:?}, but config.json implies {expected:?}")]
@@ -254,6 +270,8 @@ impl LoadedModel {
     ) -> Result<Self, ModelError> {
         let config_text = read_to_string(&files.config)?;
         let config = ClipConfig::from_json_str(&config_text, &files.config.display().to_string())?;
+        // Checked against the weights' header first: nothing is sized from the config before.
+        let vb = open_weights(&files.weights, &config, &files.config, device)?;
         let preprocess = match &files.preprocessor {
             Some(path) => PreprocessConfig::from_file(path)?,
             None => {
@@ -269,7 +287,6 @@ impl LoadedModel {
         check_input_size(&preprocess, &config, &files)?;
         let tokenizer =
             ClipTokenizer::from_file(&files.tokenizer, config.text_config.max_position_embeddings)?;
-        let vb = open_weights(&files.weights, &config, device)?;
         let compute = compute_plan(options, device)?;
         let image_encoder = compute.encoder;
         let clip = ClipModel::with_image_encoder(vb, &config, image_encoder).map_err(|source| {
@@ -406,17 +423,20 @@ fn check_input_size(
 }
 
 fn read_to_string(path: &Path) -> Result<String, ModelError> {
-    std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+    crate::input_file::read_regular_text(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,
     })
 }
 
 /// Memory-maps a safetensors file after checking that it holds every tensor `config` needs, with
-/// the right shapes. Extra tensors (such as `position_ids`) are ignored.
+/// the right shapes. Extra tensors (such as `position_ids`) are ignored. `config_file` names the
+/// configuration in errors. Layer counts and widths are checked against the header before any
+/// per-layer name is built, so an absurd config fails at once, in little memory.
 pub fn open_weights(
     path: &Path,
     config: &ClipConfig,
+    config_file: &Path,
     device: &Device,
 ) -> Result<VarBuilder<'static>, ModelError> {
     // SAFETY: the file is mapped read-only; clip-audit never writes checkpoint files, and a file
@@ -433,6 +453,7 @@ pub fn open_weights(
         .into_iter()
         .map(|(name, view)| (name, view.shape().to_vec()))
         .collect();
+    header_check::check(config, config_file, &shapes, path)?;
     for (name, expected) in config.expected_tensors() {
         match shapes.get(&name) {
             None => {

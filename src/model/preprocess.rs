@@ -192,9 +192,11 @@ impl PreprocessConfig {
     /// `processor_config.json`, whose `image_processor` section is used).
     pub fn from_file(path: &Path) -> Result<Self, PreprocessConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PreprocessConfigError::Io {
-            file: file.clone(),
-            source,
+        let text = crate::input_file::read_regular_text(path).map_err(|source| {
+            PreprocessConfigError::Io {
+                file: file.clone(),
+                source,
+            }
         })?;
         Self::from_json_str_named(&text, &file)
     }

@@ -242,8 +242,8 @@ impl ModelFiles {
         self.sha256_hashes_memo(None)
     }
 
-    /// Like [`Self::sha256_hashes`], remembering each digest in `memo_dir` keyed by the file's
-    /// path, size, modification time and inode, so an unchanged checkpoint is hashed only once.
+    /// Like [`Self::sha256_hashes`], remembering each digest in `memo_dir` keyed by what an edit
+    /// cannot keep (see [`sha256_file_memo`]), so an unchanged checkpoint is hashed only once.
     pub fn sha256_hashes_memo(
         &self,
         memo_dir: Option<&Path>,
@@ -284,7 +284,7 @@ pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut file = crate::input_file::open_regular_file(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -297,14 +297,11 @@ pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// [`sha256_file`] through a memo in `dir`: one small file per path holding the size,
-/// modification time (ns) and inode it was computed for. A memo that does not match, or cannot be
-/// read or written, just means hashing the file again.
+/// [`sha256_file`] through a memo in `dir`: one small file per path holding the [`FileStamp`] the
+/// digest was computed for. A memo that does not match, or cannot be read or written, just means
+/// hashing the file again; a file that changes while it is hashed is not memoised.
 pub fn sha256_file_memo(path: &Path, dir: &Path) -> Result<String, ModelError> {
-    let stamp = std::fs::metadata(path)
-        .ok()
-        .and_then(|m| file_stamp(&m))
-        .map(|(len, mtime, inode)| format!("v1 {len} {mtime} {inode}"));
+    let stamp = FileStamp::of(path).map(|s| s.to_string());
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let memo = dir.join(format!(
         "{}.txt",
@@ -319,7 +316,8 @@ pub fn sha256_file_memo(path: &Path, dir: &Path) -> Result<String, ModelError> {
         return Ok(hash.to_string());
     }
     let hash = sha256_file(path)?;
-    if let Some(stamp) = stamp {
+    let unchanged = FileStamp::of(path).map(|s| s.to_string()) == stamp;
+    if let Some(stamp) = stamp.filter(|_| unchanged) {
         // best effort, written atomically so a concurrent reader never sees half a line
         let tmp = dir.join(format!(".tmp-memo-{}-{}", std::process::id(), hash));
         let written = std::fs::create_dir_all(dir)
@@ -332,19 +330,91 @@ pub fn sha256_file_memo(path: &Path, dir: &Path) -> Result<String, ModelError> {
     Ok(hash)
 }
 
-/// Size, modification time in nanoseconds since the epoch, and inode (0 where unknown).
-fn file_stamp(meta: &std::fs::Metadata) -> Option<(u64, u128, u64)> {
-    let mtime = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_nanos();
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some((meta.len(), mtime, inode))
+/// What a memoised digest is keyed on: size, modification time, inode, status-change time
+/// (`st_ctime`, updated by every write and not settable by users, so an in-place edit that
+/// restores the modification time still shows), and a content fingerprint (SHA-256 of the first
+/// and last 64 KiB and of evenly spaced 4 KiB blocks), for file systems without a reliable ctime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    mtime_ns: u128,
+    ctime_ns: i128,
+    inode: u64,
+    fingerprint: String,
+}
+
+/// Bytes fingerprinted at each end of a file.
+const FINGERPRINT_END: u64 = 64 << 10;
+/// Size and number of the blocks fingerprinted between the ends.
+const FINGERPRINT_BLOCK: u64 = 4 << 10;
+const FINGERPRINT_BLOCKS: u64 = 16;
+
+impl FileStamp {
+    /// The stamp of the file at `path`, or `None` where the platform or file system cannot say.
+    fn of(path: &Path) -> Option<Self> {
+        let mut file = crate::input_file::open_regular_file(path).ok()?;
+        let meta = file.metadata().ok()?;
+        let mtime_ns = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        #[cfg(unix)]
+        let (ctime_ns, inode) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+                meta.ino(),
+            )
+        };
+        #[cfg(not(unix))]
+        let (ctime_ns, inode) = (0, 0);
+        let fingerprint = fingerprint(&mut file, meta.len()).ok()?;
+        Some(Self {
+            len: meta.len(),
+            mtime_ns,
+            ctime_ns,
+            inode,
+            fingerprint,
+        })
+    }
+}
+
+impl std::fmt::Display for FileStamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "v2 {} {} {} {} {}",
+            self.len, self.mtime_ns, self.ctime_ns, self.inode, self.fingerprint
+        )
+    }
+}
+
+/// SHA-256 (hex, first 16 bytes) of the file's length, its first and last [`FINGERPRINT_END`]
+/// bytes, and [`FINGERPRINT_BLOCKS`] blocks spread evenly between them.
+fn fingerprint(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut hasher = Sha256::new();
+    hasher.update(len.to_le_bytes());
+    let mut spans = vec![(0, FINGERPRINT_END.min(len))];
+    let inner = len.saturating_sub(2 * FINGERPRINT_END);
+    for i in 0..FINGERPRINT_BLOCKS {
+        let start = FINGERPRINT_END + inner * i / FINGERPRINT_BLOCKS;
+        spans.push((start, FINGERPRINT_BLOCK.min(inner)));
+    }
+    spans.push((
+        len.saturating_sub(FINGERPRINT_END),
+        FINGERPRINT_END.min(len),
+    ));
+    let mut buf = Vec::new();
+    for (start, n) in spans {
+        buf.clear();
+        file.seek(SeekFrom::Start(start))?;
+        (&mut *file).take(n).read_to_end(&mut buf)?;
+        hasher.update(&buf);
+    }
+    Ok(hex(&hasher.finalize()[..16]))
 }
 
 /// Lower-case hex of bytes.
@@ -374,6 +444,51 @@ mod tests {
         assert!(ModelSpec::parse("no-such-folder", None).is_err());
         assert!(ModelSpec::parse("a/b/c", None).is_err());
         assert!(ModelSpec::parse("../no-such-folder-for-clip-audit", None).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn memo_misses_after_an_in_place_edit_that_keeps_the_modification_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, memo) = (
+            dir.path().join("model.safetensors"),
+            dir.path().join("memo"),
+        );
+        let mut bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&file, &bytes).unwrap();
+        let first = sha256_file_memo(&file, &memo).unwrap();
+        assert_eq!(sha256_file_memo(&file, &memo).unwrap(), first, "memo hit");
+        let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+        // one byte changed in place (same size, same inode), then the old mtime put back
+        bytes[150_000] ^= 0xFF;
+        let handle = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&handle, &bytes[150_000..150_001], 150_000)
+            .unwrap();
+        handle.set_modified(mtime).unwrap();
+        drop(handle);
+        assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), mtime);
+        let after = sha256_file_memo(&file, &memo).unwrap();
+        assert_ne!(after, first);
+        assert_eq!(after, sha256_file(&file).unwrap());
+    }
+
+    #[test]
+    fn fingerprint_sees_edits_at_the_ends_and_in_sampled_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let bytes = vec![7u8; 1 << 20];
+        let print = |bytes: &[u8]| {
+            std::fs::write(&file, bytes).unwrap();
+            let mut f = std::fs::File::open(&file).unwrap();
+            fingerprint(&mut f, bytes.len() as u64).unwrap()
+        };
+        let base = print(&bytes);
+        for at in [0, 65_535, (1 << 20) - 1, FINGERPRINT_END + 10] {
+            let mut edited = bytes.clone();
+            edited[at as usize] = 8;
+            assert_ne!(print(&edited), base, "edit at {at}");
+        }
+        assert_ne!(print(&bytes[..100]), print(&bytes[..101]));
     }
 
     #[test]

@@ -51,10 +51,17 @@ impl ClipTokenizer {
     /// Loads `tokenizer.json`; prompts are cut to `context_length` tokens.
     pub fn from_file(path: &Path, context_length: usize) -> Result<Self, TokenizerError> {
         let file = path.display().to_string();
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
+        let load = |reason: String| TokenizerError::Load {
             file: file.clone(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let bytes = crate::input_file::read_regular_file(
+            path,
+            crate::input_file::MAX_TEXT_INPUT_BYTES,
+            "limit for text inputs",
+        )
+        .map_err(|e| load(e.to_string()))?;
+        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| load(e.to_string()))?;
         let id = |token| {
             inner
                 .token_to_id(token)
