@@ -255,7 +255,7 @@ fn read_rows(path: &Path, required: &[&str]) -> Result<Vec<BTreeMap<String, Stri
             Ok(header
                 .iter()
                 .cloned()
-                .zip(r.iter().map(String::from))
+                .zip(r.iter().map(|c| crate::csv_cell::restore(c).to_string()))
                 .collect())
         })
         .collect()

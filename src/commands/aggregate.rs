@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::cli::AggregateArgs;
 use crate::dataset::{Dataset, DatasetOptions};
 use crate::export::{Report, write_report};
+use crate::id_index::IdIndex;
 use crate::metrics::{Attribute, MetricsAccumulator};
 use crate::model::source::sha256_file;
-use crate::predictions::read_predictions;
+use crate::predictions::{PredictionsError, PredictionsFile};
 use crate::probe::ProbeSet;
 
 use super::run::{RunSummary, metrics_setup, report_context};
@@ -60,22 +61,21 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
         }
         Some(names)
     };
-    let mut tables = Vec::new();
-    for path in &args.predictions {
-        tables.push(read_predictions(
-            path,
-            &args.label_column,
-            wanted.as_deref(),
-        )?);
-    }
-    let attribute_names = tables[0].attributes.clone();
-    for (table, path) in tables.iter().zip(&args.predictions).skip(1) {
+    // Files are streamed (CSV row by row, Parquet a row group at a time): memory stays flat in
+    // the number of predictions.
+    let files = args
+        .predictions
+        .iter()
+        .map(|path| PredictionsFile::open(path, &args.label_column, wanted.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let attribute_names = files[0].attributes().to_vec();
+    for file in files.iter().skip(1) {
         anyhow::ensure!(
-            table.attributes == attribute_names,
+            file.attributes() == attribute_names,
             "{}: attribute columns {:?} differ from {}'s {:?}",
-            path.display(),
-            table.attributes,
-            args.predictions[0].display(),
+            file.path().display(),
+            file.attributes(),
+            files[0].path().display(),
             attribute_names
         );
     }
@@ -102,7 +102,7 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
             (attributes, spec.display().to_string())
         }
         None => (
-            observed_vocabularies(&attribute_names, &tables),
+            observed_vocabularies(&attribute_names, &files)?,
             "values found in the predictions".to_string(),
         ),
     };
@@ -110,35 +110,37 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
     let mut warnings = Vec::new();
     let setup = metrics_setup(&probe, &attributes, &args.grouping, &mut warnings)?;
     let mut accumulator = MetricsAccumulator::new(setup.clone());
-    let mut seen_ids = BTreeSet::new();
-    for (table, path) in tables.iter().zip(&args.predictions) {
-        for (row, label) in table.labels.iter().enumerate() {
-            let class = label_index.get(label).with_context(|| {
+    // ids of every file so far: (file, data row) per 64-bit id hash, confirmed by re-reading
+    let mut seen_ids = IdIndex::new();
+    for (index, file) in files.iter().enumerate() {
+        for row in file.rows()? {
+            let row = row?;
+            let at = || {
                 format!(
-                    "{}: data row {} (id {}): label {label:?} is not a class of probe {}",
-                    path.display(),
-                    row + 1,
-                    table.ids[row],
+                    "{}: data row {} (id {})",
+                    file.path().display(),
+                    row.row,
+                    row.id
+                )
+            };
+            let class = label_index.get(&row.label).with_context(|| {
+                format!(
+                    "{}: label {:?} is not a class of probe {}",
+                    at(),
+                    row.label,
                     probe.name
                 )
             })?;
-            anyhow::ensure!(
-                seen_ids.insert(table.ids[row].clone()),
-                "{}: data row {}: id {} appears twice (overlapping shards?)",
-                path.display(),
-                row + 1,
-                table.ids[row]
-            );
-            accumulator
-                .add(&table.values[row], *class)
-                .with_context(|| {
-                    format!(
-                        "{}: data row {} (id {})",
-                        path.display(),
-                        row + 1,
-                        table.ids[row]
-                    )
-                })?;
+            if let Some((first_file, first_row)) =
+                seen_ids.insert(&row.id, (index, row.row), |(f, r)| id_at(&files[f], r))?
+            {
+                anyhow::bail!(
+                    "{}: the id appears twice, first at {}: data row {first_row} (overlapping shards?)",
+                    at(),
+                    files[first_file].path().display()
+                );
+            }
+            accumulator.add(&row.values, *class).with_context(at)?;
         }
     }
     let metrics = accumulator.finish();
@@ -200,30 +202,47 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
     })
 }
 
-/// Vocabularies from the values present: a known order (FairFace's) when it covers them all,
-/// otherwise sorted.
+/// The id at data row `row` of `file` (read again).
+fn id_at(file: &PredictionsFile, row: u64) -> Result<String, PredictionsError> {
+    for item in file.rows()? {
+        let item = item?;
+        if item.row == row {
+            return Ok(item.id);
+        }
+    }
+    Ok(String::new())
+}
+
+/// Vocabularies from the values present (one streaming pass): a known order (FairFace's) when
+/// it covers them all, otherwise sorted.
 fn observed_vocabularies(
     names: &[String],
-    tables: &[crate::predictions::PredictionsTable],
-) -> Vec<Attribute> {
-    names
+    files: &[PredictionsFile],
+) -> Result<Vec<Attribute>, PredictionsError> {
+    let mut found: Vec<BTreeSet<String>> = vec![BTreeSet::new(); names.len()];
+    for file in files {
+        for row in file.rows()? {
+            for (set, value) in found.iter_mut().zip(row?.values) {
+                if !set.contains(&value) {
+                    set.insert(value);
+                }
+            }
+        }
+    }
+    Ok(names
         .iter()
-        .enumerate()
-        .map(|(a, name)| {
-            let found: BTreeSet<&str> = tables
-                .iter()
-                .flat_map(|t| t.values.iter().map(move |row| row[a].as_str()))
-                .collect();
+        .zip(found)
+        .map(|(name, found)| {
             let values = match crate::dataset::known_vocabulary(name) {
-                Some(known) if found.iter().all(|v| known.contains(v)) => {
+                Some(known) if found.iter().all(|v| known.contains(&v.as_str())) => {
                     known.iter().map(|v| v.to_string()).collect()
                 }
-                _ => found.iter().map(|v| v.to_string()).collect(),
+                _ => found.into_iter().collect(),
             };
             Attribute {
                 name: name.clone(),
                 values,
             }
         })
-        .collect()
+        .collect())
 }

@@ -19,7 +19,7 @@ use crate::cli::{GroupingArgs, RunArgs};
 use crate::dataset::{Dataset, DatasetOptions, Record, RecordItem};
 use crate::embed::{class_embeddings, image_embeddings, pixel_batch};
 use crate::embed_cache::{EmbeddingCache, ImageKey, ModelKey};
-use crate::export::{Report, ReportContext, SkippedImage, write_report};
+use crate::export::{Report, ReportContext, SkippedImage, SkippedWriter, write_report};
 use crate::images::decode_rgb;
 use crate::metrics::{Attribute, CategoryInfo, Grouping, MetricsAccumulator, MetricsSetup};
 use crate::model::LoadedModel;
@@ -65,6 +65,8 @@ struct Provenance {
     records: u64,
     classified: u64,
     skipped: u64,
+    /// `skipped / records` (0 when there are no records).
+    skipped_fraction: f64,
     batch_size: usize,
     top_k: usize,
     threads: usize,
@@ -153,8 +155,14 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     })?;
     let mut warnings = Vec::new();
     let setup = metrics_setup(&probe, &attributes, &args.grouping, &mut warnings)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    progress.phase("checking the dataset");
+    // Every row read once, without decoding images: a bad row or a repeated id fails the run
+    // before the model is loaded or anything is written.
+    let counts = dataset
+        .check_records()
+        .with_context(|| format!("checking the dataset {}", args.dataset.display()))?;
+    let out_dir = &args.out;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
     progress.phase("loading the model");
     let model = super::load_model(&args.model)?;
@@ -191,15 +199,11 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.clip.logit_scale());
     let prompts_done = started.elapsed().as_secs_f64();
 
-    progress.phase("counting records");
-    // one cheap pass (no image decoding) so progress can show an ETA
-    if let Ok(records) = dataset.records() {
-        progress.total(records.count() as u64);
-    }
+    progress.total(counts.items);
     progress.phase("classifying");
-    let mut writer = PredictionsWriter::create(&args.out, &attribute_names, args.predictions_csv)?;
+    let mut writer = PredictionsWriter::create(out_dir, &attribute_names, args.predictions_csv)?;
     let mut accumulator = MetricsAccumulator::new(setup.clone());
-    let mut skipped: Vec<SkippedImage> = Vec::new();
+    let mut skipped = SkippedWriter::create(out_dir)?;
     let mut records_seen = 0u64;
     let (sender, receiver) = sync_channel::<Batch>(2);
     let strict = args.strict;
@@ -242,6 +246,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     });
     encode_result?;
     writer.finish()?;
+    let (skipped_total, skipped_first) = skipped.finish()?;
     if let Some(error) = cache
         .as_ref()
         .and_then(|c| c.write_error.lock().ok().and_then(|mut e| e.take()))
@@ -253,26 +258,53 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     let images_done = started.elapsed().as_secs_f64();
     let metrics = accumulator.finish();
     let classified = metrics.n;
-    if classified == 0 {
-        let first: Vec<String> = skipped
+    let first_skipped = || {
+        let first: Vec<String> = skipped_first
             .iter()
             .take(3)
             .map(|s| format!("{}: {}", s.image, s.reason))
             .collect();
+        if first.is_empty() {
+            String::new()
+        } else {
+            format!(" (first: {})", first.join("; "))
+        }
+    };
+    if classified == 0 {
         bail!(
-            "no image was classified: {} has {records_seen} records, {} of them skipped{}",
+            "no image was classified: {} has {records_seen} records, {skipped_total} of them skipped{}",
             args.dataset.display(),
-            skipped.len(),
-            if first.is_empty() {
-                String::new()
-            } else {
-                format!(" (first: {})", first.join("; "))
-            }
+            first_skipped()
         );
+    }
+    let skipped_fraction = if records_seen == 0 {
+        0.0
+    } else {
+        skipped_total as f64 / records_seen as f64
+    };
+    if let Some(max) = args.max_skipped
+        && skipped_fraction > max
+    {
+        bail!(
+            "{skipped_total} of {records_seen} records ({:.2}%) were skipped, more than \
+             --max-skipped {max} allows{}",
+            skipped_fraction * 100.0,
+            first_skipped()
+        );
+    }
+    if skipped_total > 0 {
+        warnings.push(format!(
+            "{skipped_total} of {records_seen} records ({:.2}%) were skipped (missing, unreadable \
+             or malformed); every one is listed with its reason in {}",
+            skipped_fraction * 100.0,
+            out_dir.join("skipped.csv").display()
+        ));
     }
 
     let context = ReportContext {
-        skipped: skipped.clone(),
+        skipped: skipped_first,
+        skipped_total,
+        skipped_streamed: true,
         ..report_context(
             format!("{} on {}", probe.name, dataset.name()),
             &probe,
@@ -287,11 +319,11 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
             context: &context,
             metrics: &metrics,
         },
-        &args.out,
+        out_dir,
     )?;
-    files.insert(0, args.out.join("predictions.parquet"));
+    files.insert(0, out_dir.join("predictions.parquet"));
     if args.predictions_csv {
-        files.insert(1, args.out.join("predictions.csv"));
+        files.insert(1, out_dir.join("predictions.csv"));
     }
 
     let model_hashes = model_hashes.finish()?;
@@ -332,7 +364,8 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         }),
         records: records_seen,
         classified,
-        skipped: skipped.len() as u64,
+        skipped: skipped_total,
+        skipped_fraction,
         batch_size: args.batch,
         top_k: args.top_k,
         threads: super::thread_count(),
@@ -340,14 +373,14 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         timings_s: timings,
         warnings: warnings.clone(),
     };
-    let run_json = args.out.join("run.json");
+    let run_json = out_dir.join("run.json");
     std::fs::write(&run_json, serde_json::to_string_pretty(&provenance)? + "\n")
         .with_context(|| format!("writing {}", run_json.display()))?;
     files.push(run_json);
     Ok(RunSummary {
-        out: args.out.clone(),
+        out: out_dir.clone(),
         classified,
-        skipped: skipped.len() as u64,
+        skipped: skipped_total,
         files,
         warnings,
     })
@@ -462,7 +495,7 @@ fn classify_batch(
     strict: bool,
     writer: &mut PredictionsWriter,
     accumulator: &mut MetricsAccumulator,
-    skipped: &mut Vec<SkippedImage>,
+    skipped: &mut SkippedWriter,
 ) -> anyhow::Result<()> {
     /// Where a classified item's embedding comes from.
     enum Source {
@@ -501,7 +534,7 @@ fn classify_batch(
                 if strict {
                     bail!("--strict: record {} ({}): {}", s.id, s.image, s.reason);
                 }
-                skipped.push(s);
+                skipped.push(s)?;
             }
         }
     }
@@ -578,6 +611,8 @@ pub fn report_context(
         groupings: setup.groupings.clone(),
         labels: probe.label_categories(),
         skipped: Vec::new(),
+        skipped_total: 0,
+        skipped_streamed: false,
         note,
     }
 }
