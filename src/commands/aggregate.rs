@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::cli::AggregateArgs;
 use crate::dataset::{Dataset, DatasetOptions};
 use crate::export::{Report, write_report};
-use crate::id_index::IdIndex;
+use crate::id_index::IdLog;
 use crate::metrics::{Attribute, MetricsAccumulator};
 use crate::model::source::sha256_file;
 use crate::predictions::{PredictionsError, PredictionsFile};
@@ -110,8 +110,12 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
     let mut warnings = Vec::new();
     let setup = metrics_setup(&probe, &attributes, &args.grouping, &mut warnings)?;
     let mut accumulator = MetricsAccumulator::new(setup.clone());
-    // ids of every file so far: (file, data row) per 64-bit id hash, confirmed by re-reading
-    let mut seen_ids = IdIndex::new();
+    // every id as a 64-bit hash and its (file, data row) packed in 64 bits: 16 bytes a row
+    anyhow::ensure!(
+        files.len() < 1 << 16,
+        "at most 65535 predictions files can be aggregated at once"
+    );
+    let mut ids = IdLog::new();
     for (index, file) in files.iter().enumerate() {
         for row in file.rows()? {
             let row = row?;
@@ -131,17 +135,25 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
                     probe.name
                 )
             })?;
-            if let Some((first_file, first_row)) =
-                seen_ids.insert(&row.id, (index, row.row), |(f, r)| id_at(&files[f], r))?
-            {
-                anyhow::bail!(
-                    "{}: the id appears twice, first at {}: data row {first_row} (overlapping shards?)",
-                    at(),
-                    files[first_file].path().display()
-                );
-            }
+            anyhow::ensure!(row.row < 1 << 48, "{}: too many rows", at());
+            ids.push(&row.id, (index as u64) << 48 | row.row);
             accumulator.add(&row.values, *class).with_context(at)?;
         }
+    }
+    let unpack = |location: u64| ((location >> 48) as usize, location & ((1 << 48) - 1));
+    if let Some(duplicate) = ids.first_duplicate(|location| {
+        let (file, row) = unpack(location);
+        id_at(&files[file], row)
+    })? {
+        let ((first_file, first_row), (file, row)) =
+            (unpack(duplicate.first), unpack(duplicate.second));
+        anyhow::bail!(
+            "{}: data row {row} (id {}): the id appears twice, first at {}: data row {first_row} \
+             (overlapping shards?)",
+            files[file].path().display(),
+            duplicate.id,
+            files[first_file].path().display()
+        );
     }
     let metrics = accumulator.finish();
     std::fs::create_dir_all(&args.out)

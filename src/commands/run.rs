@@ -286,17 +286,17 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         && skipped_fraction > max
     {
         bail!(
-            "{skipped_total} of {records_seen} records ({:.2}%) were skipped, more than \
+            "{skipped_total} of {records_seen} records ({}) were skipped, more than \
              --max-skipped {max} allows{}",
-            skipped_fraction * 100.0,
+            percent(skipped_total, records_seen),
             first_skipped()
         );
     }
     if skipped_total > 0 {
         warnings.push(format!(
-            "{skipped_total} of {records_seen} records ({:.2}%) were skipped (missing, unreadable \
+            "{skipped_total} of {records_seen} records ({}) were skipped (missing, unreadable \
              or malformed); every one is listed with its reason in {}",
-            skipped_fraction * 100.0,
+            percent(skipped_total, records_seen),
             out_dir.join("skipped.csv").display()
         ));
     }
@@ -760,6 +760,21 @@ fn open_cache(
     })
 }
 
+/// `part / whole` as a percentage with two decimals that never rounds to 0% or 100% falsely.
+fn percent(part: u64, whole: u64) -> String {
+    let value = if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    };
+    let text = format!("{value:.2}%");
+    match text.as_str() {
+        "0.00%" if part > 0 => "<0.01%".into(),
+        "100.00%" if part < whole => ">99.99%".into(),
+        _ => text,
+    }
+}
+
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no time-zone crate needed).
 fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
@@ -781,4 +796,19 @@ fn utc_now() -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn percentages_never_round_to_none_or_all() {
+        assert_eq!(percent(2, 10), "20.00%");
+        assert_eq!(percent(0, 10), "0.00%");
+        assert_eq!(percent(10, 10), "100.00%");
+        assert_eq!(percent(1, 1_000_000), "<0.01%");
+        assert_eq!(percent(999_999, 1_000_000), ">99.99%");
+        assert_eq!(percent(0, 0), "0.00%");
+    }
 }
