@@ -375,6 +375,22 @@ mod tests {
     }
 
     #[test]
+    fn a_streamed_skip_list_shows_the_total_and_the_first() {
+        let (mut context, metrics) = testdata::sample();
+        context.skipped_total = 500;
+        context.skipped_streamed = true;
+        let html = render(
+            &Report {
+                context: &context,
+                metrics: &metrics,
+            },
+            &[],
+        );
+        assert!(html.contains("500 images were skipped"), "{html}");
+        assert!(html.contains("… and 498 more (the first 2 are listed here"));
+    }
+
+    #[test]
     fn deterministic() {
         assert_eq!(page(&Names::fairface()), page(&Names::fairface()));
     }
