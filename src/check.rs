@@ -343,7 +343,11 @@ fn read_rows(path: &Path, required: &[&str]) -> Result<Vec<(usize, Row)>, CheckE
             header
                 .iter()
                 .cloned()
-                .zip(record.iter().map(String::from))
+                .zip(
+                    record
+                        .iter()
+                        .map(|c| crate::csv_cell::restore(c).to_string()),
+                )
                 .collect(),
         ));
     }

@@ -281,6 +281,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub strict: bool,
 
+    /// Fail (exit 2, no report) when more than this fraction of the records, 0 to 1, is skipped
+    /// (missing, unreadable or malformed images), e.g. `0.01`. Without it any number of skips is
+    /// allowed; each run with skips warns and lists them in skipped.csv.
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction)]
+    pub max_skipped: Option<f64>,
+
     /// Also write predictions.csv (top labels and probabilities joined with `|`).
     #[arg(long)]
     pub predictions_csv: bool,
@@ -372,4 +378,34 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+/// A fraction between 0 and 1 inclusive (`--max-skipped`).
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a fraction between 0 and 1, e.g. 0.01; got {text:?}"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "expected a fraction between 0 and 1 (0.01 is 1%), got {text}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_fraction;
+
+    #[test]
+    fn fractions_between_zero_and_one() {
+        assert_eq!(parse_fraction("0.25"), Ok(0.25));
+        assert_eq!(parse_fraction("0"), Ok(0.0));
+        assert_eq!(parse_fraction("1"), Ok(1.0));
+        for bad in ["1.5", "-0.1", "NaN", "5%", "", "inf"] {
+            assert!(parse_fraction(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,8 +1,15 @@
 //! The predictions table: one row per classified image, written to Parquet (and CSV on request)
-//! as predictions arrive, and read back (CSV or Parquet, from any classifier) by `aggregate`.
+//! as predictions arrive, and streamed back (CSV or Parquet, from any classifier) by `aggregate`:
+//! CSV row by row, Parquet one row group at a time, so memory stays flat in the number of rows.
+//! CSV cells are neutralised against formula injection on write and restored on read
+//! ([`crate::csv_cell`]); Parquet holds the values as they are.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use polars::io::parquet::read::FileMetadata;
 
 use polars::prelude::*;
 
@@ -43,6 +50,18 @@ pub enum PredictionsError {
         /// The column.
         column: String,
         /// What was expected.
+        reason: String,
+    },
+    /// A data row cannot be used (empty value, wrong number of fields, unreadable).
+    #[error("{}: data row {row}: column `{column}`: {reason}", path.display())]
+    Row {
+        /// The predictions file.
+        path: PathBuf,
+        /// 1-based data row (the header is not counted).
+        row: u64,
+        /// The column, or `*` when the whole row is at fault.
+        column: String,
+        /// What is wrong and what was expected.
         reason: String,
     },
 }
@@ -104,7 +123,7 @@ impl PredictionsWriter {
             let mut header = vec!["id", "image"];
             header.extend(attributes.iter().map(String::as_str));
             header.extend(&FIXED_COLUMNS[2..]);
-            w.write_record(&header).map_err(|e| err(&csv_path, &e))?;
+            crate::csv_cell::write_record(&mut w, &header).map_err(|e| err(&csv_path, &e))?;
             Some(w)
         } else {
             None
@@ -136,11 +155,10 @@ impl PredictionsWriter {
                 labels.as_str(),
                 probs.as_str(),
             ]);
-            w.write_record(&record)
-                .map_err(|e| PredictionsError::File {
-                    path: self.path.with_extension("csv"),
-                    reason: e.to_string(),
-                })?;
+            crate::csv_cell::write_record(w, &record).map_err(|e| PredictionsError::File {
+                path: self.path.with_extension("csv"),
+                reason: e.to_string(),
+            })?;
         }
         self.buffer.push(row);
         if self.buffer.len() >= ROWS_PER_GROUP {
@@ -242,106 +260,345 @@ fn frame(rows: &[PredictionRow], attributes: &[String]) -> PolarsResult<DataFram
     DataFrame::new_infer_height(columns)
 }
 
-/// Predictions read back for aggregation: ids, attribute columns and predicted labels.
-pub struct PredictionsTable {
-    /// Attribute column names, in file order.
-    pub attributes: Vec<String>,
-    /// Record ids.
-    pub ids: Vec<String>,
-    /// Attribute values per row, in attribute order.
-    pub values: Vec<Vec<String>>,
-    /// Predicted label per row.
-    pub labels: Vec<String>,
+/// One row of a predictions file as `aggregate` uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PredictionRecord {
+    /// 1-based data row in its file.
+    pub row: u64,
+    /// Record id (the row number when the file has no `id` column).
+    pub id: String,
+    /// Attribute values, in [`PredictionsFile::attributes`] order.
+    pub values: Vec<String>,
+    /// The predicted label.
+    pub label: String,
 }
 
-/// Reads a predictions file (`.parquet` or `.csv`). Attribute columns are every column except the
-/// fixed ones and `label_column`, unless `attributes` names them.
-pub fn read_predictions(
-    path: &Path,
-    label_column: &str,
-    attributes: Option<&[String]>,
-) -> Result<PredictionsTable, PredictionsError> {
-    let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let is_parquet = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    let df = if is_parquet {
-        let file = File::open(path).map_err(|e| file_err(&e))?;
-        ParquetReader::new(file)
-            .finish()
-            .map_err(|e| file_err(&e))?
-    } else {
-        CsvReadOptions::default()
-            .with_has_header(true)
-            .with_infer_schema_length(Some(0))
-            .try_into_reader_with_file_path(Some(path.to_path_buf()))
-            .and_then(|r| r.finish())
-            .map_err(|e| file_err(&e))?
-    };
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
-    let attributes: Vec<String> = match attributes {
-        Some(a) => a.to_vec(),
-        None => names
-            .iter()
-            .filter(|n| !FIXED_COLUMNS.contains(&n.as_str()) && n.as_str() != label_column)
-            .cloned()
-            .collect(),
-    };
-    let strings = |column: &str| -> Result<Vec<String>, PredictionsError> {
-        let col = df.column(column).map_err(|_| PredictionsError::Column {
+/// Where the columns of a predictions file are.
+#[derive(Debug)]
+enum Layout {
+    /// Header indices of the id (if any), label and attribute columns.
+    Csv {
+        id: Option<usize>,
+        label: usize,
+        attributes: Vec<usize>,
+    },
+    /// The footer, and whether an `id` column exists.
+    Parquet {
+        metadata: Arc<FileMetadata>,
+        has_id: bool,
+    },
+}
+
+/// A predictions file (`.parquet` or `.csv`) opened for streaming: its columns are checked, its
+/// rows are read by [`PredictionsFile::rows`].
+#[derive(Debug)]
+pub struct PredictionsFile {
+    path: PathBuf,
+    label_column: String,
+    attributes: Vec<String>,
+    layout: Layout,
+}
+
+impl PredictionsFile {
+    /// Opens `path` and finds its columns. Attribute columns are every column except the fixed
+    /// ones and `label_column`, unless `attributes` names them.
+    pub fn open(
+        path: &Path,
+        label_column: &str,
+        attributes: Option<&[String]>,
+    ) -> Result<PredictionsFile, PredictionsError> {
+        let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
             path: path.to_path_buf(),
-            column: column.to_string(),
-            reason: format!("missing (the file has: {})", names.join(", ")),
-        })?;
-        let col = col
-            .cast(&DataType::String)
-            .map_err(|e| PredictionsError::Column {
-                path: path.to_path_buf(),
-                column: column.to_string(),
-                reason: format!("cannot be read as text: {e}"),
-            })?;
-        let ca = col.str().map_err(|e| PredictionsError::Column {
-            path: path.to_path_buf(),
-            column: column.to_string(),
             reason: e.to_string(),
-        })?;
-        ca.iter()
-            .enumerate()
-            .map(|(row, v)| {
-                v.map(str::to_string)
-                    .ok_or_else(|| PredictionsError::Column {
-                        path: path.to_path_buf(),
-                        column: column.to_string(),
-                        reason: format!("empty value in data row {}", row + 1),
-                    })
+        };
+        let is_parquet = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+        let (names, parquet) = if is_parquet {
+            let file = File::open(path).map_err(|e| file_err(&e))?;
+            let mut reader = ParquetReader::new(file);
+            let schema = reader.schema().map_err(|e| file_err(&e))?;
+            let metadata = reader.get_metadata().map_err(|e| file_err(&e))?.clone();
+            let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+            (names, Some(metadata))
+        } else {
+            let mut reader = csv_reader(path).map_err(|e| file_err(&e))?;
+            let header = reader.headers().map_err(|e| file_err(&e))?;
+            let names = header
+                .iter()
+                .map(|h| crate::csv_cell::restore(h).to_string())
+                .collect();
+            (names, None)
+        };
+        let attributes: Vec<String> = match attributes {
+            Some(a) => a.to_vec(),
+            None => names
+                .iter()
+                .filter(|n| !FIXED_COLUMNS.contains(&n.as_str()) && n.as_str() != label_column)
+                .cloned()
+                .collect(),
+        };
+        let find = |column: &str| -> Result<usize, PredictionsError> {
+            names
+                .iter()
+                .position(|n| n == column)
+                .ok_or_else(|| PredictionsError::Column {
+                    path: path.to_path_buf(),
+                    column: column.to_string(),
+                    reason: format!("missing (the file has: {})", names.join(", ")),
+                })
+        };
+        let label = find(label_column)?;
+        let attribute_columns = attributes
+            .iter()
+            .map(|a| find(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = names.iter().position(|n| n == "id");
+        let layout = match parquet {
+            Some(metadata) => Layout::Parquet {
+                metadata,
+                has_id: id.is_some(),
+            },
+            None => Layout::Csv {
+                id,
+                label,
+                attributes: attribute_columns,
+            },
+        };
+        Ok(PredictionsFile {
+            path: path.to_path_buf(),
+            label_column: label_column.to_string(),
+            attributes,
+            layout,
+        })
+    }
+
+    /// The attribute columns read, in order.
+    pub fn attributes(&self) -> &[String] {
+        &self.attributes
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Streams the rows in file order; after an `Err` the stream ends.
+    pub fn rows(
+        &self,
+    ) -> Result<
+        Box<dyn Iterator<Item = Result<PredictionRecord, PredictionsError>> + '_>,
+        PredictionsError,
+    > {
+        match &self.layout {
+            Layout::Csv {
+                id,
+                label,
+                attributes,
+            } => {
+                let mut reader = csv_reader(&self.path).map_err(|e| PredictionsError::File {
+                    path: self.path.clone(),
+                    reason: e.to_string(),
+                })?;
+                let width = reader
+                    .headers()
+                    .map_err(|e| PredictionsError::File {
+                        path: self.path.clone(),
+                        reason: e.to_string(),
+                    })?
+                    .len();
+                let mut record = csv::StringRecord::new();
+                let mut row = 0u64;
+                let mut failed = false;
+                Ok(Box::new(std::iter::from_fn(move || {
+                    if failed {
+                        return None;
+                    }
+                    row += 1;
+                    let item = match reader.read_record(&mut record) {
+                        Ok(false) => return None,
+                        Ok(true) => self.csv_row(&record, row, width, *id, *label, attributes),
+                        Err(e) => Err(self.row_err(row, "*", e.to_string())),
+                    };
+                    failed = item.is_err();
+                    Some(item)
+                })))
+            }
+            Layout::Parquet { metadata, has_id } => {
+                let mut group = 0usize;
+                let mut row = 0u64;
+                let mut queue: VecDeque<PredictionRecord> = VecDeque::new();
+                let mut failed = false;
+                Ok(Box::new(std::iter::from_fn(move || {
+                    loop {
+                        if failed {
+                            return None;
+                        }
+                        if let Some(next) = queue.pop_front() {
+                            return Some(Ok(next));
+                        }
+                        if group >= metadata.row_groups.len() {
+                            return None;
+                        }
+                        match self.parquet_group(metadata, group, *has_id, row) {
+                            Ok(rows) => {
+                                row += rows.len() as u64;
+                                queue.extend(rows);
+                            }
+                            Err(e) => {
+                                failed = true;
+                                return Some(Err(e));
+                            }
+                        }
+                        group += 1;
+                    }
+                })))
+            }
+        }
+    }
+
+    fn row_err(&self, row: u64, column: &str, reason: String) -> PredictionsError {
+        PredictionsError::Row {
+            path: self.path.clone(),
+            row,
+            column: column.to_string(),
+            reason,
+        }
+    }
+
+    fn csv_row(
+        &self,
+        record: &csv::StringRecord,
+        row: u64,
+        width: usize,
+        id: Option<usize>,
+        label: usize,
+        attributes: &[usize],
+    ) -> Result<PredictionRecord, PredictionsError> {
+        if record.len() != width {
+            return Err(self.row_err(
+                row,
+                "*",
+                format!("{} fields, but the header has {width}", record.len()),
+            ));
+        }
+        let cell = |index: usize, column: &str| -> Result<String, PredictionsError> {
+            let value = crate::csv_cell::restore(record.get(index).unwrap_or(""));
+            if value.is_empty() {
+                return Err(self.row_err(row, column, "empty value; expected text".into()));
+            }
+            Ok(value.to_string())
+        };
+        Ok(PredictionRecord {
+            row,
+            id: match id {
+                Some(i) => cell(i, "id")?,
+                None => row.to_string(),
+            },
+            values: attributes
+                .iter()
+                .zip(&self.attributes)
+                .map(|(&i, name)| cell(i, name))
+                .collect::<Result<_, _>>()?,
+            label: cell(label, &self.label_column)?,
+        })
+    }
+
+    /// Reads row group `group` (its first row is data row `first + 1`).
+    fn parquet_group(
+        &self,
+        metadata: &Arc<FileMetadata>,
+        group: usize,
+        has_id: bool,
+        first: u64,
+    ) -> Result<Vec<PredictionRecord>, PredictionsError> {
+        let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let mut projection: Vec<String> = Vec::new();
+        if has_id {
+            projection.push("id".into());
+        }
+        for column in std::iter::once(&self.label_column).chain(&self.attributes) {
+            if !projection.contains(column) {
+                projection.push(column.clone());
+            }
+        }
+        let one_group = FileMetadata {
+            num_rows: metadata.row_groups[group].num_rows(),
+            row_groups: vec![metadata.row_groups[group].clone()],
+            ..(**metadata).clone()
+        };
+        let handle = File::open(&self.path).map_err(|e| file_err(&e))?;
+        let mut reader = ParquetReader::new(handle)
+            .with_columns(Some(projection))
+            .read_parallel(ParallelStrategy::None);
+        reader.set_metadata(Arc::new(one_group));
+        let df = reader.finish().map_err(|e| file_err(&e))?;
+        let text = |column: &str| -> Result<StringChunked, PredictionsError> {
+            let col = df.column(column).map_err(|e| PredictionsError::Column {
+                path: self.path.clone(),
+                column: column.to_string(),
+                reason: e.to_string(),
+            })?;
+            let col = col
+                .cast(&DataType::String)
+                .map_err(|e| PredictionsError::Column {
+                    path: self.path.clone(),
+                    column: column.to_string(),
+                    reason: format!("cannot be read as text: {e}"),
+                })?;
+            Ok(col
+                .str()
+                .map_err(|e| PredictionsError::Column {
+                    path: self.path.clone(),
+                    column: column.to_string(),
+                    reason: e.to_string(),
+                })?
+                .clone())
+        };
+        let ids = if has_id { Some(text("id")?) } else { None };
+        let labels = text(&self.label_column)?;
+        let values = self
+            .attributes
+            .iter()
+            .map(|a| text(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let value = |ca: &StringChunked, i: usize, row: u64, column: &str| {
+            ca.get(i)
+                .map(str::to_string)
+                .ok_or_else(|| self.row_err(row, column, "empty value; expected text".into()))
+        };
+        (0..df.height())
+            .map(|i| {
+                let row = first + i as u64 + 1;
+                Ok(PredictionRecord {
+                    row,
+                    id: match &ids {
+                        Some(ids) => value(ids, i, row, "id")?,
+                        None => row.to_string(),
+                    },
+                    values: values
+                        .iter()
+                        .zip(&self.attributes)
+                        .map(|(ca, name)| value(ca, i, row, name))
+                        .collect::<Result<_, _>>()?,
+                    label: value(&labels, i, row, &self.label_column)?,
+                })
             })
             .collect()
-    };
-    let ids = if names.iter().any(|n| n == "id") {
-        strings("id")?
-    } else {
-        (1..=df.height()).map(|i| i.to_string()).collect()
-    };
-    let labels = strings(label_column)?;
-    let columns = attributes
-        .iter()
-        .map(|a| strings(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let values = (0..df.height())
-        .map(|row| columns.iter().map(|c| c[row].clone()).collect())
-        .collect();
-    Ok(PredictionsTable {
-        attributes,
-        ids,
-        values,
-        labels,
-    })
+    }
 }
+
+/// A CSV reader with a header row; rows of another width are reported, not rejected by csv.
+fn csv_reader(path: &Path) -> csv::Result<csv::Reader<File>> {
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_path(path)
+}
+
+#[cfg(test)]
+mod tests;

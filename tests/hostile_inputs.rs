@@ -197,7 +197,25 @@ fn fifo_device_link_and_folder_images_are_skipped_not_waited_on() {
         }),
         ("folder.jpg", &|p| std::fs::create_dir(p).unwrap()),
     ]);
-    let (done, out) = run(&data.path().join("labels.csv"), &["--no-cache"]);
+    // a link out of the dataset root is an error naming the row, unless the spec allows it
+    let (refused, _) = run(&data.path().join("labels.csv"), &["--no-cache"]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("row 6") && refused.stderr.contains("outside the dataset root"),
+        "{}",
+        refused.stderr
+    );
+    let spec = data.path().join("hostile.toml");
+    std::fs::write(
+        &spec,
+        "name = \"hostile\"\n[source]\nformat = \"fairface\"\nlabels = \"labels.csv\"\n\
+         root = \".\"\nallow_outside_root = true\n\
+         [[attributes]]\nname = \"race\"\nvalues = [\"White\", \"Black\"]\n\
+         [[attributes]]\nname = \"gender\"\nvalues = [\"Male\", \"Female\"]\n\
+         [[attributes]]\nname = \"age\"\nvalues = [\"20-29\", \"30-39\"]\n",
+    )
+    .unwrap();
+    let (done, out) = run(&spec, &["--no-cache"]);
     assert_eq!(done.code, Some(0), "{}", done.stderr);
     assert_eq!(
         [

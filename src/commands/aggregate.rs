@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::cli::AggregateArgs;
 use crate::dataset::{Dataset, DatasetOptions};
 use crate::export::{Report, write_report};
+use crate::id_index::IdLog;
 use crate::metrics::{Attribute, MetricsAccumulator};
 use crate::model::source::sha256_file;
-use crate::predictions::read_predictions;
+use crate::predictions::{PredictionsError, PredictionsFile};
 use crate::probe::ProbeSet;
 
 use super::run::{RunSummary, metrics_setup, relocate, report_context};
@@ -65,22 +66,21 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
         }
         Some(names)
     };
-    let mut tables = Vec::new();
-    for path in &args.predictions {
-        tables.push(read_predictions(
-            path,
-            &args.label_column,
-            wanted.as_deref(),
-        )?);
-    }
-    let attribute_names = tables[0].attributes.clone();
-    for (table, path) in tables.iter().zip(&args.predictions).skip(1) {
+    // Files are streamed (CSV row by row, Parquet a row group at a time): memory stays flat in
+    // the number of predictions.
+    let files = args
+        .predictions
+        .iter()
+        .map(|path| PredictionsFile::open(path, &args.label_column, wanted.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let attribute_names = files[0].attributes().to_vec();
+    for file in files.iter().skip(1) {
         anyhow::ensure!(
-            table.attributes == attribute_names,
+            file.attributes() == attribute_names,
             "{}: attribute columns {:?} differ from {}'s {:?}",
-            path.display(),
-            table.attributes,
-            args.predictions[0].display(),
+            file.path().display(),
+            file.attributes(),
+            files[0].path().display(),
             attribute_names
         );
     }
@@ -107,7 +107,7 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
             (attributes, spec.display().to_string())
         }
         None => (
-            observed_vocabularies(&attribute_names, &tables),
+            observed_vocabularies(&attribute_names, &files)?,
             "values found in the predictions".to_string(),
         ),
     };
@@ -115,36 +115,50 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
     let mut warnings = Vec::new();
     let setup = metrics_setup(&probe, &attributes, &args.grouping, &mut warnings)?;
     let mut accumulator = MetricsAccumulator::new(setup.clone());
-    let mut seen_ids = BTreeSet::new();
-    for (table, path) in tables.iter().zip(&args.predictions) {
-        for (row, label) in table.labels.iter().enumerate() {
-            let class = label_index.get(label).with_context(|| {
+    // every id as a 64-bit hash and its (file, data row) packed in 64 bits: 16 bytes a row
+    anyhow::ensure!(
+        files.len() < 1 << 16,
+        "at most 65535 predictions files can be aggregated at once"
+    );
+    let mut ids = IdLog::new();
+    for (index, file) in files.iter().enumerate() {
+        for row in file.rows()? {
+            let row = row?;
+            let at = || {
                 format!(
-                    "{}: data row {} (id {}): label {label:?} is not a class of probe {}",
-                    path.display(),
-                    row + 1,
-                    table.ids[row],
+                    "{}: data row {} (id {})",
+                    file.path().display(),
+                    row.row,
+                    row.id
+                )
+            };
+            let class = label_index.get(&row.label).with_context(|| {
+                format!(
+                    "{}: label {:?} is not a class of probe {}",
+                    at(),
+                    row.label,
                     probe.name
                 )
             })?;
-            anyhow::ensure!(
-                seen_ids.insert(table.ids[row].clone()),
-                "{}: data row {}: id {} appears twice (overlapping shards?)",
-                path.display(),
-                row + 1,
-                table.ids[row]
-            );
-            accumulator
-                .add(&table.values[row], *class)
-                .with_context(|| {
-                    format!(
-                        "{}: data row {} (id {})",
-                        path.display(),
-                        row + 1,
-                        table.ids[row]
-                    )
-                })?;
+            anyhow::ensure!(row.row < 1 << 48, "{}: too many rows", at());
+            ids.push(&row.id, (index as u64) << 48 | row.row);
+            accumulator.add(&row.values, *class).with_context(at)?;
         }
+    }
+    let unpack = |location: u64| ((location >> 48) as usize, location & ((1 << 48) - 1));
+    if let Some(duplicate) = ids.first_duplicate(|location| {
+        let (file, row) = unpack(location);
+        id_at(&files[file], row)
+    })? {
+        let ((first_file, first_row), (file, row)) =
+            (unpack(duplicate.first), unpack(duplicate.second));
+        anyhow::bail!(
+            "{}: data row {row} (id {}): the id appears twice, first at {}: data row {first_row} \
+             (overlapping shards?)",
+            files[file].path().display(),
+            duplicate.id,
+            files[first_file].path().display()
+        );
     }
     let metrics = accumulator.finish();
     let stage = StagedReport::begin(&args.out, &command.join(" "))?;
@@ -206,30 +220,47 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
     })
 }
 
-/// Vocabularies from the values present: a known order (FairFace's) when it covers them all,
-/// otherwise sorted.
+/// The id at data row `row` of `file` (read again).
+fn id_at(file: &PredictionsFile, row: u64) -> Result<String, PredictionsError> {
+    for item in file.rows()? {
+        let item = item?;
+        if item.row == row {
+            return Ok(item.id);
+        }
+    }
+    Ok(String::new())
+}
+
+/// Vocabularies from the values present (one streaming pass): a known order (FairFace's) when
+/// it covers them all, otherwise sorted.
 fn observed_vocabularies(
     names: &[String],
-    tables: &[crate::predictions::PredictionsTable],
-) -> Vec<Attribute> {
-    names
+    files: &[PredictionsFile],
+) -> Result<Vec<Attribute>, PredictionsError> {
+    let mut found: Vec<BTreeSet<String>> = vec![BTreeSet::new(); names.len()];
+    for file in files {
+        for row in file.rows()? {
+            for (set, value) in found.iter_mut().zip(row?.values) {
+                if !set.contains(&value) {
+                    set.insert(value);
+                }
+            }
+        }
+    }
+    Ok(names
         .iter()
-        .enumerate()
-        .map(|(a, name)| {
-            let found: BTreeSet<&str> = tables
-                .iter()
-                .flat_map(|t| t.values.iter().map(move |row| row[a].as_str()))
-                .collect();
+        .zip(found)
+        .map(|(name, found)| {
             let values = match crate::dataset::known_vocabulary(name) {
-                Some(known) if found.iter().all(|v| known.contains(v)) => {
+                Some(known) if found.iter().all(|v| known.contains(&v.as_str())) => {
                     known.iter().map(|v| v.to_string()).collect()
                 }
-                _ => found.iter().map(|v| v.to_string()).collect(),
+                _ => found.into_iter().collect(),
             };
             Attribute {
                 name: name.clone(),
                 values,
             }
         })
-        .collect()
+        .collect())
 }

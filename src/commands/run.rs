@@ -19,7 +19,7 @@ use crate::cli::{GroupingArgs, RunArgs};
 use crate::dataset::{Dataset, DatasetOptions, Record, RecordItem};
 use crate::embed::{class_embeddings, image_embeddings, pixel_batch};
 use crate::embed_cache::{EmbeddingCache, ImageKey, ModelKey};
-use crate::export::{Report, ReportContext, SkippedImage, write_report};
+use crate::export::{Report, ReportContext, SkippedImage, SkippedWriter, write_report};
 use crate::images::{AlphaMode, ImageLimits, decode_rgb_with};
 use crate::metrics::{Attribute, CategoryInfo, Grouping, MetricsAccumulator, MetricsSetup};
 use crate::model::LoadedModel;
@@ -67,6 +67,8 @@ struct Provenance {
     records: u64,
     classified: u64,
     skipped: u64,
+    /// `skipped / records` (0 when there are no records).
+    skipped_fraction: f64,
     batch_size: usize,
     top_k: usize,
     threads: usize,
@@ -150,6 +152,12 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     })?;
     let mut warnings = Vec::new();
     let setup = metrics_setup(&probe, &attributes, &args.grouping, &mut warnings)?;
+    progress.phase("checking the dataset");
+    // Every row read once, without decoding images: a bad row or a repeated id fails the run
+    // before the model is loaded or anything is written.
+    let counts = dataset
+        .check_records()
+        .with_context(|| format!("checking the dataset {}", args.dataset.display()))?;
     let stage = StagedReport::begin(&args.out, &command.join(" "))?;
     let out_dir = stage.dir();
 
@@ -188,15 +196,11 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.clip.logit_scale());
     let prompts_done = started.elapsed().as_secs_f64();
 
-    progress.phase("counting records");
-    // one cheap pass (no image decoding) so progress can show an ETA
-    if let Ok(records) = dataset.records() {
-        progress.total(records.count() as u64);
-    }
+    progress.total(counts.items);
     progress.phase("classifying");
     let mut writer = PredictionsWriter::create(out_dir, &attribute_names, args.predictions_csv)?;
     let mut accumulator = MetricsAccumulator::new(setup.clone());
-    let mut skipped: Vec<SkippedImage> = Vec::new();
+    let mut skipped = SkippedWriter::create(out_dir)?;
     let mut records_seen = 0u64;
     let (sender, receiver) = sync_channel::<Batch>(2);
     let strict = args.strict;
@@ -240,6 +244,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     });
     encode_result?;
     writer.finish()?;
+    let (skipped_total, skipped_first) = skipped.finish()?;
     if let Some(error) = cache
         .as_ref()
         .and_then(|c| c.write_error.lock().ok().and_then(|mut e| e.take()))
@@ -251,26 +256,53 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     let images_done = started.elapsed().as_secs_f64();
     let metrics = accumulator.finish();
     let classified = metrics.n;
-    if classified == 0 {
-        let first: Vec<String> = skipped
+    let first_skipped = || {
+        let first: Vec<String> = skipped_first
             .iter()
             .take(3)
             .map(|s| format!("{}: {}", s.image, s.reason))
             .collect();
+        if first.is_empty() {
+            String::new()
+        } else {
+            format!(" (first: {})", first.join("; "))
+        }
+    };
+    if classified == 0 {
         bail!(
-            "no image was classified: {} has {records_seen} records, {} of them skipped{}",
+            "no image was classified: {} has {records_seen} records, {skipped_total} of them skipped{}",
             args.dataset.display(),
-            skipped.len(),
-            if first.is_empty() {
-                String::new()
-            } else {
-                format!(" (first: {})", first.join("; "))
-            }
+            first_skipped()
         );
+    }
+    let skipped_fraction = if records_seen == 0 {
+        0.0
+    } else {
+        skipped_total as f64 / records_seen as f64
+    };
+    if let Some(max) = args.max_skipped
+        && skipped_fraction > max
+    {
+        bail!(
+            "{skipped_total} of {records_seen} records ({}) were skipped, more than \
+             --max-skipped {max} allows{}",
+            percent(skipped_total, records_seen),
+            first_skipped()
+        );
+    }
+    if skipped_total > 0 {
+        warnings.push(format!(
+            "{skipped_total} of {records_seen} records ({}) were skipped (missing, unreadable \
+             or malformed); every one is listed with its reason in {}",
+            percent(skipped_total, records_seen),
+            stage.out().join("skipped.csv").display()
+        ));
     }
 
     let context = ReportContext {
-        skipped: skipped.clone(),
+        skipped: skipped_first,
+        skipped_total,
+        skipped_streamed: true,
         ..report_context(
             format!("{} on {}", probe.name, dataset.name()),
             &probe,
@@ -327,7 +359,8 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         }),
         records: records_seen,
         classified,
-        skipped: skipped.len() as u64,
+        skipped: skipped_total,
+        skipped_fraction,
         batch_size: args.batch,
         top_k: args.top_k,
         threads: super::thread_count(),
@@ -344,7 +377,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     Ok(RunSummary {
         out,
         classified,
-        skipped: skipped.len() as u64,
+        skipped: skipped_total,
         files,
         warnings,
     })
@@ -467,7 +500,7 @@ fn classify_batch(
     strict: bool,
     writer: &mut PredictionsWriter,
     accumulator: &mut MetricsAccumulator,
-    skipped: &mut Vec<SkippedImage>,
+    skipped: &mut SkippedWriter,
 ) -> anyhow::Result<()> {
     /// Where a classified item's embedding comes from.
     enum Source {
@@ -506,7 +539,7 @@ fn classify_batch(
                 if strict {
                     bail!("--strict: record {} ({}): {}", s.id, s.image, s.reason);
                 }
-                skipped.push(s);
+                skipped.push(s)?;
             }
         }
     }
@@ -583,6 +616,8 @@ pub fn report_context(
         groupings: setup.groupings.clone(),
         labels: probe.label_categories(),
         skipped: Vec::new(),
+        skipped_total: 0,
+        skipped_streamed: false,
         note,
     }
 }
@@ -739,4 +774,34 @@ pub fn relocate(files: &[PathBuf], staging: &Path, out: &Path) -> Vec<PathBuf> {
                 .map_or_else(|_| f.clone(), |rel| out.join(rel))
         })
         .collect()
+}
+
+/// `part / whole` as a percentage with two decimals that never rounds to 0% or 100% falsely.
+fn percent(part: u64, whole: u64) -> String {
+    let value = if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    };
+    let text = format!("{value:.2}%");
+    match text.as_str() {
+        "0.00%" if part > 0 => "<0.01%".into(),
+        "100.00%" if part < whole => ">99.99%".into(),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn percentages_never_round_to_none_or_all() {
+        assert_eq!(percent(2, 10), "20.00%");
+        assert_eq!(percent(0, 10), "0.00%");
+        assert_eq!(percent(10, 10), "100.00%");
+        assert_eq!(percent(1, 1_000_000), "<0.01%");
+        assert_eq!(percent(999_999, 1_000_000), ">99.99%");
+        assert_eq!(percent(0, 0), "0.00%");
+    }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::DatasetError;
 use super::manifest::{CsvTable, csv_header};
 use super::plan::Plan;
+use super::root::ImageRoot;
 use crate::metrics::Attribute;
 
 /// FairFace's age bins, youngest first.
@@ -51,7 +52,11 @@ pub const FAIRFACE_RACES: [&str; 7] = [
 const FILE_COLUMN: &str = "file";
 
 /// A `fairface` spec: the label CSV's `file` column is the id and the image path under `root`.
-pub(crate) fn open_spec(labels: &Path, root: &Path, plan: &Plan) -> Result<CsvTable, DatasetError> {
+pub(crate) fn open_spec(
+    labels: &Path,
+    root: ImageRoot,
+    plan: &Plan,
+) -> Result<CsvTable, DatasetError> {
     CsvTable::open(labels, root, FILE_COLUMN, None, plan)
 }
 
@@ -138,6 +143,6 @@ pub(crate) fn open_direct(csv: &Path) -> Result<(Plan, CsvTable), DatasetError> 
     }
     let plan = Plan::direct(attributes);
     let root = csv.parent().unwrap_or(Path::new("")).to_path_buf();
-    let table = CsvTable::open(csv, &root, FILE_COLUMN, None, &plan)?;
+    let table = CsvTable::open(csv, ImageRoot::new(&root, false), FILE_COLUMN, None, &plan)?;
     Ok((plan, table))
 }

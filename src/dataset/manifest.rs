@@ -13,8 +13,9 @@ use polars::io::parquet::read::FileMetadata;
 use polars::prelude::*;
 
 use super::plan::Plan;
+use super::root::ImageRoot;
 use super::spec::IdRule;
-use super::{DatasetError, ImageSource, Record, RecordItem, SkippedRecord, image_path_in_root};
+use super::{DatasetError, ImageSource, Record, RecordItem, SkippedRecord};
 
 /// Most rows decoded at once from a parquet file (a row group is read in slices of this size).
 const PARQUET_BATCH_ROWS: usize = 256;
@@ -66,7 +67,7 @@ fn find_column(
 #[derive(Debug)]
 pub(crate) struct CsvTable {
     path: PathBuf,
-    root: PathBuf,
+    root: ImageRoot,
     image_column: usize,
     id_column: Option<usize>,
     /// Header index of each of the plan's raw columns.
@@ -77,7 +78,7 @@ impl CsvTable {
     /// Checks the header for the image, id and attribute columns.
     pub fn open(
         path: &Path,
-        root: &Path,
+        root: ImageRoot,
         image_column: &str,
         id_column: Option<&str>,
         plan: &Plan,
@@ -95,7 +96,7 @@ impl CsvTable {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CsvTable {
             path: path.to_path_buf(),
-            root: root.to_path_buf(),
+            root,
             image_column: image,
             id_column: id,
             columns,
@@ -104,7 +105,25 @@ impl CsvTable {
 
     /// The folder image paths are relative to.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.root.path()
+    }
+
+    /// `<file>: row N (line L)` for the record at `index` (0-based; one record per data row).
+    pub fn describe_row(&self, index: u64) -> String {
+        let line = csv_reader(&self.path).ok().and_then(|mut reader| {
+            let mut record = csv::StringRecord::new();
+            reader.headers().ok()?;
+            for _ in 0..=index {
+                if !reader.read_record(&mut record).ok()? {
+                    return None;
+                }
+            }
+            record.position().map(|p| p.line())
+        });
+        match line {
+            Some(line) => format!("{}: row {} (line {line})", self.path.display(), index + 1),
+            None => format!("{}: row {}", self.path.display(), index + 1),
+        }
     }
 
     /// Streams the rows in file order.
@@ -162,7 +181,7 @@ impl CsvRecords<'_> {
         };
         let record = &self.record;
         let image_raw = record.get(table.image_column).unwrap_or("").trim();
-        let image = match image_path_in_root(&table.root, image_raw) {
+        let image = match table.root.image(image_raw) {
             Ok(p) => p,
             Err(message) => return Some(Err(row_err(message))),
         };
@@ -287,7 +306,7 @@ pub(crate) struct ParquetTable {
     image_kind: ImageKind,
     id: ParquetId,
     /// Root for path images.
-    root: Option<PathBuf>,
+    root: Option<ImageRoot>,
     /// Columns to read: the image column, the id column, then the plan's columns.
     projection: Vec<String>,
 }
@@ -398,7 +417,7 @@ impl ParquetTable {
     /// A parquet manifest: an image column (path or bytes) and attribute columns.
     pub fn open_manifest(
         path: &Path,
-        root: &Path,
+        root: ImageRoot,
         image_column: &str,
         id_column: Option<&str>,
         plan: &Plan,
@@ -411,7 +430,7 @@ impl ParquetTable {
             vec![ParquetFile::local(path.to_path_buf())],
             image_column,
             id,
-            Some(root.to_path_buf()),
+            Some(root),
             plan,
             false,
         )
@@ -421,7 +440,7 @@ impl ParquetTable {
         files: Vec<ParquetFile>,
         image_column: &str,
         mut id: ParquetId,
-        root: Option<PathBuf>,
+        root: Option<ImageRoot>,
         plan: &Plan,
         embedded_only: bool,
     ) -> Result<ParquetTable, DatasetError> {
@@ -509,6 +528,19 @@ impl ParquetTable {
             root,
             projection,
         })
+    }
+
+    /// `<file>: row N` (0-based within its file) for the record at `index` of the stream.
+    pub fn describe_row(&self, index: u64) -> String {
+        let mut rest = index as usize;
+        for file in &self.files {
+            let rows = file.metadata.num_rows;
+            if rest < rows {
+                return format!("{}: row {rest}", file.file.path.display());
+            }
+            rest -= rows;
+        }
+        format!("record {index}")
     }
 
     /// Streams rows file by file, in row order.
@@ -644,8 +676,11 @@ impl ParquetTable {
             let image = match self.image_kind {
                 ImageKind::Path => {
                     let raw_path = stored_path.unwrap_or("").trim();
-                    let root = self.root.as_deref().unwrap_or(Path::new(""));
-                    ImageSource::File(image_path_in_root(root, raw_path).map_err(&row_err)?)
+                    let root = self.root.as_ref().map_or_else(
+                        || super::image_path_in_root(Path::new(""), raw_path),
+                        |root| root.image(raw_path),
+                    );
+                    ImageSource::File(root.map_err(&row_err)?)
                 }
                 ImageKind::Bytes | ImageKind::Struct { .. } => {
                     let bytes = if outer_null {

@@ -11,6 +11,7 @@ mod fairface;
 mod hub;
 mod manifest;
 mod plan;
+mod root;
 mod spec;
 mod utkface;
 
@@ -23,6 +24,7 @@ use crate::images::ImageLimits;
 use crate::input_file::{MAX_TEXT_INPUT_BYTES, open_regular_file, read_regular_file};
 use crate::metrics::Attribute;
 use plan::Plan;
+use root::ImageRoot;
 use spec::SourceSpec;
 
 pub use fairface::{FAIRFACE_AGES, FAIRFACE_GENDERS, FAIRFACE_RACES, known_vocabulary};
@@ -203,6 +205,16 @@ pub enum DatasetError {
         /// Actual digest.
         actual: String,
     },
+    /// Two records have the same id (their predictions could not be told apart).
+    #[error("duplicate record id {id:?}: first at {first}, again at {second}; ids must be unique")]
+    DuplicateId {
+        /// The id.
+        id: String,
+        /// Where it first appears: `<file>: row N (line L)`.
+        first: String,
+        /// Where it appears again.
+        second: String,
+    },
     /// `--dataset` is neither a `.toml` spec nor a `.csv` label file.
     #[error("{}: expected a dataset spec (.toml) or a FairFace-style label CSV (.csv)", path.display())]
     UnknownInput {
@@ -260,8 +272,13 @@ impl Dataset {
         let spec = spec::parse(file, &text)?;
         let plan = Plan::from_specs(file, &spec.attributes)?;
         let (source, details) = match &spec.source {
-            SourceSpec::FairFace { labels, root } => {
-                let table = fairface::open_spec(labels, root, &plan)?;
+            SourceSpec::FairFace {
+                labels,
+                root,
+                allow_outside_root,
+            } => {
+                let table =
+                    fairface::open_spec(labels, ImageRoot::new(root, *allow_outside_root), &plan)?;
                 let details = serde_json::json!({
                     "files": [file_entry("labels", labels)?],
                     "image_root": root.display().to_string(),
@@ -316,8 +333,16 @@ impl Dataset {
                     serde_json::json!({ "files": entries }),
                 )
             }
-            SourceSpec::UtkFace { root, recursive } => {
-                let folder = utkface::UtkFolder::open(root, *recursive, &plan)?;
+            SourceSpec::UtkFace {
+                root,
+                recursive,
+                allow_outside_root,
+            } => {
+                let folder = utkface::UtkFolder::open(
+                    ImageRoot::new(root, *allow_outside_root),
+                    *recursive,
+                    &plan,
+                )?;
                 let details = folder.provenance();
                 (Source::Utk(folder), details)
             }
@@ -327,11 +352,13 @@ impl Dataset {
                 image_column,
                 id_column,
                 root,
+                allow_outside_root,
             } => {
+                let image_root = ImageRoot::new(root, *allow_outside_root);
                 let source = match kind {
                     spec::ManifestKind::Csv => Source::Csv(manifest::CsvTable::open(
                         path,
-                        root,
+                        image_root,
                         image_column,
                         id_column.as_deref(),
                         &plan,
@@ -339,7 +366,7 @@ impl Dataset {
                     spec::ManifestKind::Parquet => {
                         Source::Parquet(manifest::ParquetTable::open_manifest(
                             path,
-                            root,
+                            image_root,
                             image_column,
                             id_column.as_deref(),
                             &plan,
@@ -434,6 +461,60 @@ impl Dataset {
             Source::Parquet(table) => Box::new(table.records(&self.plan)),
             Source::Utk(folder) => Box::new(folder.records(&self.plan)),
         })
+    }
+}
+
+/// What the checking pass ([`Dataset::check_records`]) counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordCounts {
+    /// Items of the record stream (records plus skipped rows).
+    pub items: u64,
+    /// Rows skipped already by the source (e.g. a malformed UTKFace file name).
+    pub skipped: u64,
+}
+
+impl Dataset {
+    /// Reads every row once, without decoding images, and fails on the first problem the record
+    /// stream can report (unreadable row, value outside a vocabulary, image path leaving the
+    /// root) or on a repeated record id (naming both rows), naming file, row and field.
+    /// Memory: 16 bytes per record (a hash of its id and its row).
+    pub fn check_records(&self) -> Result<RecordCounts, DatasetError> {
+        let mut ids = crate::id_index::IdLog::new();
+        let mut counts = RecordCounts::default();
+        for item in self.records()? {
+            let index = counts.items;
+            counts.items += 1;
+            match item? {
+                RecordItem::Record(record) => ids.push(&record.id, index),
+                RecordItem::Skipped(_) => counts.skipped += 1,
+            }
+        }
+        if let Some(duplicate) = ids.first_duplicate(|at| self.id_at(at))? {
+            return Err(DatasetError::DuplicateId {
+                id: duplicate.id,
+                first: self.describe_row(duplicate.first),
+                second: self.describe_row(duplicate.second),
+            });
+        }
+        Ok(counts)
+    }
+
+    /// The id of the record at `index` of the stream (read again; empty for a skipped row).
+    fn id_at(&self, index: u64) -> Result<String, DatasetError> {
+        let index = usize::try_from(index).unwrap_or(usize::MAX);
+        Ok(match self.records()?.nth(index).transpose()? {
+            Some(RecordItem::Record(record)) => record.id,
+            _ => String::new(),
+        })
+    }
+
+    /// Where the item at `index` of the record stream comes from: file and row.
+    fn describe_row(&self, index: u64) -> String {
+        match &self.source {
+            Source::Csv(table) => table.describe_row(index),
+            Source::Parquet(table) => table.describe_row(index),
+            Source::Utk(folder) => folder.describe_row(index),
+        }
     }
 }
 

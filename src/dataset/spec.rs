@@ -9,15 +9,17 @@
 //!
 //! [source]
 //! format = "fairface"                    # fairface | fairface-hub | fairface-parquet | utkface | manifest
-//! # fairface:          labels = "x.csv", root = "dir" (default: the CSV's folder)
+//! # fairface:          labels = "x.csv", root = "dir" (default: the CSV's folder),
+//! #                    allow_outside_root = false (see below)
 //! # fairface-hub:      repo (default HuggingFaceM4/FairFace), revision (default "main"),
 //! #                    config = "0.25" | "1.25", split = "validation" | "train",
 //! #                    files = [..] (default: the known layout, see hub.rs), sha256 = { file = "hex" },
 //! #                    id = "row" | "image.path"
 //! # fairface-parquet:  path = "x.parquet" or ["a.parquet", ..], id = "row" | "image.path"
-//! # utkface:           root = "dir", recursive = false
+//! # utkface:           root = "dir", recursive = false, allow_outside_root = false
 //! # manifest:          path = "x.csv" | "x.parquet", kind = "csv" | "parquet" (default: extension),
-//! #                    image_column = "..", id_column = ".." (default: the image path), root = "dir"
+//! #                    image_column = "..", id_column = ".." (default: the image path), root = "dir",
+//! #                    allow_outside_root = false
 //!
 //! [[attributes]]                         # one per attribute, in display order
 //! name = "race"
@@ -44,6 +46,13 @@
 //! half-open: `edges = [3, 10]` gives `(-inf, 3)`, `[3, 10)`, `[10, inf)`. A `map` over an
 //! attribute must cover its whole vocabulary or give `default` (checked when the spec is
 //! opened); over a raw column, an unmapped value without `default` is an error at that row.
+//!
+//! Image paths in the data must be relative to `root` and stay inside it; an image whose path,
+//! once symbolic links are resolved, lies outside the root is an error naming the row.
+//! `allow_outside_root = true` permits such links (e.g. a folder of links into a shared store);
+//! the paths themselves must still be relative without climbing out through `..`. A missing
+//! image is not an error: it is skipped and listed in `skipped.csv`. Every row is checked (and
+//! record ids must be unique) before the model is loaded.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -81,6 +90,7 @@ pub(crate) enum SourceSpec {
     FairFace {
         labels: PathBuf,
         root: PathBuf,
+        allow_outside_root: bool,
     },
     FairFaceHub {
         repo: String,
@@ -98,6 +108,7 @@ pub(crate) enum SourceSpec {
     UtkFace {
         root: PathBuf,
         recursive: bool,
+        allow_outside_root: bool,
     },
     Manifest {
         path: PathBuf,
@@ -105,6 +116,7 @@ pub(crate) enum SourceSpec {
         image_column: String,
         id_column: Option<String>,
         root: PathBuf,
+        allow_outside_root: bool,
     },
 }
 
@@ -211,7 +223,11 @@ fn parse_source(mut node: Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetErr
                 Some(r) => path(r),
                 None => labels.parent().unwrap_or(Path::new("")).to_path_buf(),
             };
-            SourceSpec::FairFace { labels, root }
+            SourceSpec::FairFace {
+                labels,
+                root,
+                allow_outside_root: allow_outside_root(&mut node)?,
+            }
         }
         "fairface-hub" => {
             let repo = node
@@ -262,6 +278,7 @@ fn parse_source(mut node: Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetErr
         "utkface" => SourceSpec::UtkFace {
             root: path(node.required_string("root")?),
             recursive: node.boolean("recursive")?.unwrap_or(false),
+            allow_outside_root: allow_outside_root(&mut node)?,
         },
         "manifest" => {
             let file = path(node.required_string("path")?);
@@ -301,6 +318,7 @@ fn parse_source(mut node: Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetErr
                 image_column,
                 id_column,
                 root,
+                allow_outside_root: allow_outside_root(&mut node)?,
             }
         }
         other => {
@@ -314,6 +332,11 @@ fn parse_source(mut node: Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetErr
     };
     node.finish()?;
     Ok(source)
+}
+
+/// `allow_outside_root` (default false): may image links resolve outside the root?
+fn allow_outside_root(node: &mut Node<'_>) -> Result<bool, DatasetError> {
+    Ok(node.boolean("allow_outside_root")?.unwrap_or(false))
 }
 
 fn parse_id(node: &mut Node<'_>) -> Result<IdRule, DatasetError> {

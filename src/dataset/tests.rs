@@ -1200,3 +1200,58 @@ fn regenerate_demo() {
     }
     fs::write(demo.join("labels.csv"), labels).unwrap();
 }
+
+#[test]
+fn check_records_counts_and_names_both_rows_of_a_repeated_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = "file,age,gender,race,service_test\n\
+                  val/1.jpg,20-29,Male,White,True\n\
+                  val/2.jpg,20-29,Female,Black,True\n\
+                  val/1.jpg,30-39,Male,White,False\n";
+    let csv = write(dir.path(), "labels.csv", labels);
+    let ds = Dataset::open(&csv, &offline()).unwrap();
+    let e = ds.check_records().unwrap_err().to_string();
+    assert!(
+        e.contains("duplicate record id \"val/1.jpg\"")
+            && e.contains("row 1 (line 2)")
+            && e.contains("row 3 (line 4)")
+            && e.contains("labels.csv"),
+        "{e}"
+    );
+    write(dir.path(), "labels.csv", &labels[..labels.len() - 33]);
+    let ds = Dataset::open(&csv, &offline()).unwrap();
+    assert_eq!(
+        ds.check_records().unwrap(),
+        RecordCounts {
+            items: 2,
+            skipped: 0
+        }
+    );
+}
+
+#[test]
+fn check_records_names_rows_across_parquet_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = ff_rows(6);
+    let mut second = ff_rows(3);
+    second[0].1 = rows[4].1.clone(); // the same image path (the id) in both files
+    second[1].1 = "val/b2.jpg".into();
+    second[2].1 = "val/b3.jpg".into();
+    write_ff_parquet(&dir.path().join("a.parquet"), &rows, 4);
+    write_ff_parquet(&dir.path().join("b.parquet"), &second, 2);
+    let spec = write(
+        dir.path(),
+        "local.toml",
+        &format!(
+            "name = \"ffp\"\n[source]\nformat = \"fairface-parquet\"\npath = [\"a.parquet\", \"b.parquet\"]\nid = \"image.path\"\n{FF_PARQUET_ATTRIBUTES}"
+        ),
+    );
+    let ds = Dataset::open(&spec, &offline()).unwrap();
+    let e = ds.check_records().unwrap_err().to_string();
+    assert!(
+        e.contains("\"val/5.jpg\"")
+            && e.contains("a.parquet: row 4")
+            && e.contains("b.parquet: row 0"),
+        "{e}"
+    );
+}

@@ -4,11 +4,12 @@
 //! (`datasets/utkface.toml`). Names that do not parse, or whose codes the spec does not list, are
 //! yielded as skipped records with the reason, never guessed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use super::plan::{Plan, ProblemKind};
+use super::root::ImageRoot;
 use super::{DatasetError, ImageSource, Record, RecordItem, SkippedRecord, hex};
 
 /// The source columns a UTKFace file name provides, in name order.
@@ -17,7 +18,7 @@ pub(crate) const UTK_COLUMNS: [&str; 4] = ["age", "gender", "race", "datetime"];
 /// A listed UTKFace folder (file names only; images are not opened here).
 #[derive(Debug)]
 pub(crate) struct UtkFolder {
-    root: PathBuf,
+    root: ImageRoot,
     recursive: bool,
     /// Paths relative to the root, `/`-separated, sorted bytewise.
     names: Vec<String>,
@@ -27,7 +28,12 @@ pub(crate) struct UtkFolder {
 
 impl UtkFolder {
     /// Lists the folder (sorted) and checks that the spec only reads the name's fields.
-    pub fn open(root: &Path, recursive: bool, plan: &Plan) -> Result<UtkFolder, DatasetError> {
+    pub fn open(
+        image_root: ImageRoot,
+        recursive: bool,
+        plan: &Plan,
+    ) -> Result<UtkFolder, DatasetError> {
+        let root = image_root.path();
         let columns = plan
             .columns
             .iter()
@@ -47,7 +53,7 @@ impl UtkFolder {
         list(root, "", recursive, &mut names)?;
         names.sort();
         Ok(UtkFolder {
-            root: root.to_path_buf(),
+            root: image_root,
             recursive,
             names,
             columns,
@@ -62,11 +68,20 @@ impl UtkFolder {
             hasher.update(b"\n");
         }
         serde_json::json!({
-            "image_root": self.root.display().to_string(),
+            "image_root": self.root.path().display().to_string(),
             "recursive": self.recursive,
             "files_listed": self.names.len(),
             "names_sha256": hex(&hasher.finalize()),
         })
+    }
+
+    /// `<root>: file <name>` for the record at `index`.
+    pub fn describe_row(&self, index: u64) -> String {
+        let name = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.names.get(i))
+            .map_or("?", String::as_str);
+        format!("{}: file {name}", self.root.path().display())
     }
 
     /// Streams the files in sorted order.
@@ -86,7 +101,14 @@ impl UtkFolder {
     }
 
     fn item(&self, plan: &Plan, name: &str) -> Result<RecordItem, DatasetError> {
-        let image = self.root.join(name);
+        let image = self.root.path().join(name);
+        if let Err(message) = self.root.check_resolved(&image, name) {
+            return Err(DatasetError::Row {
+                file: self.root.path().to_path_buf(),
+                row: format!("file {name}"),
+                message,
+            });
+        }
         let skip = |reason: String| {
             Ok(RecordItem::Skipped(SkippedRecord {
                 id: name.to_string(),
@@ -110,7 +132,7 @@ impl UtkFolder {
                 skip(format!("file name {file_name:?}: {}", p.message))
             }
             Err(p) => Err(DatasetError::Row {
-                file: self.root.clone(),
+                file: self.root.path().to_path_buf(),
                 row: format!("file {name}"),
                 message: p.message,
             }),

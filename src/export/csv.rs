@@ -1,5 +1,6 @@
 //! CSV tables: `groups.csv` (every rate), `accuracy.csv` (when some class has a `match` rule),
 //! `disparities.csv` and `skipped.csv`. Numbers at full precision (`rate` is exactly `count / n`).
+//! Text cells that a spreadsheet would run as a formula are neutralised ([`crate::csv_cell`]).
 
 use std::path::{Path, PathBuf};
 
@@ -96,12 +97,17 @@ impl Exporter for CsvExporter {
             rows,
         )?);
 
-        let rows = report
-            .context
-            .skipped
-            .iter()
-            .map(|s| vec![s.id.clone(), s.image.clone(), s.reason.clone()]);
-        written.push(write_csv(&dir.join("skipped.csv"), &SKIPPED_HEADER, rows)?);
+        let skipped = dir.join("skipped.csv");
+        if report.context.skipped_streamed {
+            written.push(skipped);
+        } else {
+            let rows = report
+                .context
+                .skipped
+                .iter()
+                .map(|s| vec![s.id.clone(), s.image.clone(), s.reason.clone()]);
+            written.push(write_csv(&skipped, &SKIPPED_HEADER, rows)?);
+        }
         Ok(written)
     }
 }
@@ -117,9 +123,9 @@ fn write_csv(
         source,
     };
     let mut writer = ::csv::Writer::from_writer(Vec::new());
-    writer.write_record(header).map_err(error)?;
+    crate::csv_cell::write_record(&mut writer, header).map_err(error)?;
     for row in rows {
-        writer.write_record(&row).map_err(error)?;
+        crate::csv_cell::write_record(&mut writer, &row).map_err(error)?;
     }
     let bytes = writer
         .into_inner()

@@ -104,7 +104,7 @@ pub(crate) fn render(report: &Report, svgs: &[(charts::ChartSpec, String)]) -> S
     kv(
         &mut out,
         "Images skipped",
-        context.skipped.len().to_string(),
+        context.skipped_count().to_string(),
     );
     out.push_str("</table>\n");
 
@@ -230,16 +230,16 @@ fn probe_section(out: &mut String, report: &Report) {
 
 fn skipped_section(out: &mut String, report: &Report) {
     let skipped = &report.context.skipped;
+    let count = report.context.skipped_count();
     out.push_str("<h2>Skipped images</h2>\n");
-    if skipped.is_empty() {
+    if count == 0 {
         out.push_str("<p>No image was skipped.</p>\n");
         return;
     }
     let _ = writeln!(
         out,
-        "<p>{} image{} skipped (all listed in skipped.csv).</p>",
-        skipped.len(),
-        if skipped.len() == 1 { " was" } else { "s were" }
+        "<p>{count} image{} skipped (all listed in skipped.csv).</p>",
+        if count == 1 { " was" } else { "s were" }
     );
     out.push_str(
         "<div class=\"scroll\"><table>\n<thead><tr><th>Id</th><th>Image</th><th>Reason</th>\
@@ -255,11 +255,13 @@ fn skipped_section(out: &mut String, report: &Report) {
         );
     }
     out.push_str("</tbody>\n</table></div>\n");
-    if skipped.len() > SKIPPED_SHOWN {
+    let shown = skipped.len().min(SKIPPED_SHOWN) as u64;
+    if count > shown {
         let _ = writeln!(
             out,
-            "<p class=\"foot\">… and {} more (see skipped.csv).</p>",
-            skipped.len() - SKIPPED_SHOWN
+            "<p class=\"foot\">… and {} more (the first {shown} are listed here; all are in \
+             skipped.csv).</p>",
+            count - shown
         );
     }
 }
@@ -370,6 +372,22 @@ mod tests {
         assert!(html.contains("<td>img99</td>"));
         assert!(!html.contains("<td>img100</td>"));
         assert!(html.contains("… and 150 more"));
+    }
+
+    #[test]
+    fn a_streamed_skip_list_shows_the_total_and_the_first() {
+        let (mut context, metrics) = testdata::sample();
+        context.skipped_total = 500;
+        context.skipped_streamed = true;
+        let html = render(
+            &Report {
+                context: &context,
+                metrics: &metrics,
+            },
+            &[],
+        );
+        assert!(html.contains("500 images were skipped"), "{html}");
+        assert!(html.contains("… and 498 more (the first 2 are listed here"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ struct MetricsFile<'a> {
     disparities: &'a [Disparity],
     empty_groups: &'a BTreeMap<String, Vec<String>>,
     reference_groups: &'a BTreeMap<String, String>,
-    skipped: usize,
+    skipped: u64,
 }
 
 #[derive(Serialize)]
@@ -77,7 +77,7 @@ impl Exporter for JsonExporter {
             disparities: &metrics.disparities,
             empty_groups: &metrics.empty_groups,
             reference_groups: &metrics.reference_groups,
-            skipped: context.skipped.len(),
+            skipped: context.skipped_count(),
         };
         let path = dir.join("metrics.json");
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(|source| ExportError::Json {

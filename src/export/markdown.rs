@@ -37,7 +37,7 @@ pub(crate) fn render(report: &Report) -> String {
         escape(&context.probe_hash)
     );
     let _ = writeln!(out, "- Images classified: {}", report.metrics.n);
-    let _ = writeln!(out, "- Images skipped: {}\n", context.skipped.len());
+    let _ = writeln!(out, "- Images skipped: {}\n", context.skipped_count());
     for block in view::document(report) {
         match block {
             Block::Heading(level, text) => {
@@ -58,7 +58,7 @@ pub(crate) fn render(report: &Report) -> String {
         }
     }
     let _ = writeln!(out, "## Skipped images\n");
-    let _ = match context.skipped.len() {
+    let _ = match context.skipped_count() {
         0 => writeln!(out, "No image was skipped."),
         1 => writeln!(out, "1 image was skipped (listed in `skipped.csv`)."),
         k => writeln!(out, "{k} images were skipped (listed in `skipped.csv`)."),

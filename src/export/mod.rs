@@ -9,6 +9,7 @@ mod csv;
 mod html;
 mod json;
 mod markdown;
+mod skipped;
 mod view;
 
 use std::path::{Path, PathBuf};
@@ -18,8 +19,10 @@ use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping};
 pub use self::charts::ChartsExporter;
 pub use self::csv::CsvExporter;
 pub use self::html::HtmlExporter;
+pub use self::html::SKIPPED_SHOWN;
 pub use self::json::JsonExporter;
 pub use self::markdown::MarkdownExporter;
+pub use self::skipped::SkippedWriter;
 
 /// An image that was not classified (missing, undecodable, outside the dataset root, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,11 +58,23 @@ pub struct ReportContext {
     pub groupings: Vec<Grouping>,
     /// (class label, category name) in probe order, for the report's probe section.
     pub labels: Vec<(String, String)>,
-    /// Images that were not classified.
+    /// Images that were not classified: all of them, or the first [`SKIPPED_SHOWN`] when
+    /// `skipped_total` says there were more.
     pub skipped: Vec<SkippedImage>,
+    /// How many images were skipped (when larger than `skipped.len()`).
+    pub skipped_total: u64,
+    /// `skipped.csv` was streamed during the run ([`SkippedWriter`]); the CSV exporter leaves it.
+    pub skipped_streamed: bool,
     /// A note shown prominently, e.g. "Format example: tiny random-weight model, the numbers
     /// mean nothing."
     pub note: Option<String>,
+}
+
+impl ReportContext {
+    /// How many images were skipped.
+    pub fn skipped_count(&self) -> u64 {
+        self.skipped_total.max(self.skipped.len() as u64)
+    }
 }
 
 /// The metrics of one run with the context needed to present them.

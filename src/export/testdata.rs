@@ -218,6 +218,8 @@ pub(crate) fn build(names: &Names) -> (ReportContext, AuditMetrics) {
                 reason: "missing file".into(),
             },
         ],
+        skipped_total: 2,
+        skipped_streamed: false,
         note: Some(format!(
             "Format example: tiny random-weight model, the numbers mean nothing.{t}"
         )),
