@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::export::{ACCURACY_HEADER, GROUPS_HEADER};
+
 /// Why a check could not run (exit status 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -239,7 +241,7 @@ impl ReportTables {
             });
         }
         let mut seen = std::collections::BTreeSet::new();
-        for (row, fields) in read_rows(&groups, &GROUPS_COLUMNS)? {
+        for (row, fields) in read_rows(&groups, &GROUPS_HEADER)? {
             let cell = Cell {
                 path: &groups,
                 row,
@@ -263,7 +265,7 @@ impl ReportTables {
         let accuracy = dir.join("accuracy.csv");
         if accuracy.exists() {
             let mut seen = std::collections::BTreeSet::new();
-            for (row, fields) in read_rows(&accuracy, &ACCURACY_COLUMNS)? {
+            for (row, fields) in read_rows(&accuracy, &ACCURACY_HEADER)? {
                 let cell = Cell {
                     path: &accuracy,
                     row,
@@ -283,28 +285,6 @@ impl ReportTables {
         Ok(tables)
     }
 }
-
-/// The columns of `groups.csv` that `check` reads.
-const GROUPS_COLUMNS: [&str; 8] = [
-    "attribute",
-    "group",
-    "category",
-    "n",
-    "count",
-    "rate",
-    "ci_low",
-    "ci_high",
-];
-/// The columns of `accuracy.csv` that `check` reads.
-const ACCURACY_COLUMNS: [&str; 7] = [
-    "attribute",
-    "group",
-    "n",
-    "correct",
-    "accuracy",
-    "ci_low",
-    "ci_high",
-];
 
 /// One data row of a report table: column → cell.
 type Row = BTreeMap<String, String>;

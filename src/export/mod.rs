@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping};
 
 pub use self::charts::ChartsExporter;
-pub use self::csv::CsvExporter;
+pub use self::csv::{ACCURACY_HEADER, CsvExporter, GROUPS_HEADER};
 pub use self::html::HtmlExporter;
 pub use self::html::SKIPPED_SHOWN;
 pub use self::json::JsonExporter;
