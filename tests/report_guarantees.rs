@@ -341,3 +341,51 @@ fn a_full_output_device_is_exit_2_with_a_message() {
     assert!(message.contains("writing to standard output"), "{message}");
     assert!(!message.contains("panicked"), "{message}");
 }
+
+/// A small tmpfs mounted for the test's lifetime (needs root; `None` where mounting is refused).
+struct TinyFs {
+    dir: tempfile::TempDir,
+}
+
+impl TinyFs {
+    fn mount(size: &str) -> Option<TinyFs> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(TinyFs { dir })
+    }
+}
+
+impl Drop for TinyFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_run_and_keeps_the_previous_report() {
+    let Some(fs) = TinyFs::mount("300k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let out = fs.dir.path().join("audit");
+    let demo = repo("datasets/demo.toml");
+    // the first report (about 200 KB) fits; a second one beside it does not
+    let first = run_command(&demo, &out, &[]).output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    let before = snapshot(&out);
+    let second = run_command(&demo, &out, &["--predictions-csv"])
+        .output()
+        .unwrap();
+    let message = text(&second);
+    assert_eq!(second.status.code(), Some(2), "{message}");
+    assert!(message.contains("No space left on device"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+    assert_eq!(snapshot(&out), before, "the previous report changed");
+    assert_eq!(names(fs.dir.path()), [".audit.lock", "audit"]);
+    assert!(check(&out).status.success());
+}
