@@ -139,7 +139,7 @@ pub enum ImageLoadError {
         path: String,
     },
     /// The file exists but could not be read.
-    #[error("{path}: cannot read file: {source}")]
+    #[error("{path}: cannot read file")]
     Io {
         /// The path as given.
         path: String,

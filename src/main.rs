@@ -97,7 +97,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             match commands::probes::validate(&files) {
                 Ok(text) => emit(&text, ExitCode::SUCCESS),
                 Err(e) => {
-                    say!("invalid: {e}");
+                    say!("invalid: {:#}", anyhow::Error::new(e));
                     Ok(ExitCode::from(2))
                 }
             }

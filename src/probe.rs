@@ -27,7 +27,7 @@ use crate::embed::LABEL_PLACEHOLDER;
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     /// The file cannot be read.
-    #[error("{file}: {source}")]
+    #[error("{file}")]
     Io {
         /// The probe file.
         file: PathBuf,

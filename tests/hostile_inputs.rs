@@ -252,7 +252,7 @@ fn classify_skips_a_fifo_image_with_its_reason() {
     assert_eq!(done.code, Some(1), "{}", done.stderr);
     assert!(
         done.stderr
-            .contains("pipe.png: cannot read file: is a FIFO (named pipe)"),
+            .contains("pipe.png: is a FIFO (named pipe), expected a regular file"),
         "{}",
         done.stderr
     );

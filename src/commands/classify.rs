@@ -116,7 +116,7 @@ pub fn run(args: &ClassifyArgs) -> anyhow::Result<ClassifyReport> {
         .iter()
         .map(|(i, e)| SkippedImage {
             path: args.images[*i].display().to_string(),
-            reason: e.to_string(),
+            reason: e.reason(),
         })
         .collect();
     Ok(ClassifyReport {

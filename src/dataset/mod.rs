@@ -124,7 +124,7 @@ pub struct DatasetOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// A file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,

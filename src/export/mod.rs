@@ -96,7 +96,7 @@ pub trait Exporter {
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// Creating a folder or writing a file failed.
-    #[error("{}: cannot write: {source}", path.display())]
+    #[error("{}: cannot write", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -105,7 +105,7 @@ pub enum ExportError {
         source: std::io::Error,
     },
     /// The CSV writer failed.
-    #[error("{}: cannot write CSV: {source}", path.display())]
+    #[error("{}: cannot write CSV", path.display())]
     Csv {
         /// The CSV file.
         path: PathBuf,
@@ -114,7 +114,7 @@ pub enum ExportError {
         source: ::csv::Error,
     },
     /// Serialising JSON failed.
-    #[error("{}: cannot write JSON: {source}", path.display())]
+    #[error("{}: cannot write JSON", path.display())]
     Json {
         /// The JSON file.
         path: PathBuf,
@@ -131,7 +131,7 @@ pub enum ExportError {
         message: String,
     },
     /// Encoding a PNG failed.
-    #[error("{}: cannot encode PNG: {source}", path.display())]
+    #[error("{}: cannot encode PNG", path.display())]
     Png {
         /// The PNG file.
         path: PathBuf,

@@ -134,7 +134,7 @@ pub enum ModelError {
         reason: String,
     },
     /// Reading a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -142,7 +142,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     /// The tensor library failed (bad safetensors data, device errors).
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Candle {
         /// What was being done.
         context: String,

@@ -131,7 +131,7 @@ impl Default for PreprocessConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessConfigError {
     /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read")]
     Io {
         /// File name.
         file: String,
