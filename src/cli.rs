@@ -64,7 +64,7 @@ pub struct ModelArgs {
     pub device: String,
 
     /// Number format of the image encoder: `f32` (matches the reference) or `bf16` (needs a CPU
-    /// with AMX; elsewhere it falls back to f32 and says so in a warning and in run.json).
+    /// with AVX512-BF16; elsewhere it falls back to f32 and says so in a warning and in run.json).
     #[arg(long, value_enum, default_value_t = DtypeArg::F32, value_name = "DTYPE")]
     pub dtype: DtypeArg,
 }

@@ -1,4 +1,4 @@
-//! Record sources (DESIGN.md §4): a dataset spec (`datasets/*.toml`) or a FairFace-style label
+//! Record sources: a dataset spec (`datasets/*.toml`) or a FairFace-style label
 //! CSV becomes a deterministic stream of records (id, image, demographic attribute values).
 //!
 //! Formats: `fairface` (label CSV + image folder), `fairface-hub` (the Hugging Face parquet

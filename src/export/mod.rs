@@ -1,4 +1,4 @@
-//! The report folder (DESIGN.md §7): one [`Exporter`] per output format — CSV tables,
+//! The report folder's files: one [`Exporter`] per output format — CSV tables,
 //! `metrics.json`, `tables.md`, charts (PNG + SVG) and a self-contained `report.html` — all
 //! rendering the same [`AuditMetrics`] with the run's [`ReportContext`].
 //!

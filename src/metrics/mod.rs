@@ -1,4 +1,4 @@
-//! Group metrics of an audit (DESIGN.md §6), accumulated one prediction at a time so memory stays
+//! Group metrics of an audit (definitions in README), accumulated one prediction at a time so memory stays
 //! flat in the number of images: per-group category rates with Wilson intervals, accuracy of
 //! `match`ed predictions, disparities between groups and a chi-square test of independence.
 
