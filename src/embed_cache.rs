@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use crate::model::source::hex;
+use crate::digest::hex;
 
 /// Version of the on-disk layout and entry format; part of every path and of every model key.
 pub const CACHE_FORMAT_VERSION: u32 = 1;

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod csv_cell;
 pub mod dataset;
+pub mod digest;
 pub mod embed;
 pub mod embed_cache;
 pub mod export;

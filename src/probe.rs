@@ -260,7 +260,7 @@ impl ProbeSet {
                 .collect(),
         };
         let json = serde_json::to_vec(&canonical).unwrap_or_default();
-        crate::model::source::hex(&Sha256::digest(json))
+        crate::digest::hex(&Sha256::digest(json))
     }
 
     fn validate(&self) -> Result<(), ProbeError> {

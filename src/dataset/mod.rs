@@ -15,13 +15,14 @@ mod root;
 mod spec;
 mod utkface;
 
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::digest::hex;
+
 use crate::images::ImageLimits;
-use crate::input_file::{MAX_TEXT_INPUT_BYTES, open_regular_file, read_regular_file};
+use crate::input_file::{MAX_TEXT_INPUT_BYTES, read_regular_file};
 use crate::metrics::Attribute;
 use plan::Plan;
 use root::ImageRoot;
@@ -525,30 +526,12 @@ fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
     }
 }
 
-/// Lowercase hex of a digest.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// SHA-256 and size of a file, read in chunks.
 pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64), DatasetError> {
-    let io = |source| DatasetError::Io {
+    crate::digest::sha256_file(path).map_err(|source| DatasetError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = open_regular_file(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((hex(&hasher.finalize()), total))
+    })
 }
 
 /// `{role, path, sha256, bytes}` for provenance.

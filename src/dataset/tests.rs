@@ -3,6 +3,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::digest::hex;
+
 use polars::prelude::{
     DataFrame, IntoColumn, IntoSeries, NamedFrom, ParquetWriter, Series, StructChunked, df,
 };

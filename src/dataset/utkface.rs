@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::plan::{Plan, ProblemKind};
 use super::root::ImageRoot;
-use super::{DatasetError, ImageSource, Record, RecordItem, SkippedRecord, hex};
+use super::{DatasetError, ImageSource, Record, RecordItem, SkippedRecord};
+use crate::digest::hex;
 
 /// The source columns a UTKFace file name provides, in name order.
 pub(crate) const UTK_COLUMNS: [&str; 4] = ["age", "gender", "race", "datetime"];

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::ModelError;
+use crate::digest::hex;
 
 /// What the user named as the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,21 +281,12 @@ fn snapshot_commit(path: &Path) -> Option<String> {
 
 /// Hex SHA-256 of a file's bytes, streamed.
 pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
-    let io = |source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = crate::input_file::open_regular_file(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
+    crate::digest::sha256_file(path)
+        .map(|(digest, _)| digest)
+        .map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// [`sha256_file`] through a memo in `dir`: one small file per path holding the [`FileStamp`] the
@@ -415,17 +407,6 @@ fn fingerprint(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
         hasher.update(&buf);
     }
     Ok(hex(&hasher.finalize()[..16]))
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    s
 }
 
 #[cfg(test)]
