@@ -20,7 +20,7 @@ use crate::classify::ZeroShotClassifier;
 use crate::cli::{BenchArgs, DtypeArg, ModelArgs};
 use crate::embed::{class_embeddings, embed_image_files, image_embeddings};
 use crate::images::load_rgb;
-use crate::model::clip::ClipConfig;
+use crate::model::ClipConfig;
 use crate::model::preprocess::preprocess;
 use crate::model::{ComputeDtype, LoadedModel};
 use crate::probe::ProbeSet;

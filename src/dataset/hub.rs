@@ -19,10 +19,8 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::ParquetFile;
 use super::plan::Plan;
+use super::spec::DEFAULT_REPO;
 use super::{DatasetError, DatasetOptions, sha256_file};
-
-/// The FairFace dataset repository on the Hub.
-pub(crate) const DEFAULT_REPO: &str = "HuggingFaceM4/FairFace";
 
 /// The commit whose file layout [`default_files`] describes.
 pub(crate) const KNOWN_REVISION: &str = "54d573cdb8b5af490ba8da9da2799628f6e5c496";

@@ -59,6 +59,9 @@ use std::path::{Path, PathBuf};
 
 use super::DatasetError;
 
+/// The FairFace dataset repository on the Hub: a `hub` source's default `repo`.
+pub(crate) const DEFAULT_REPO: &str = "HuggingFaceM4/FairFace";
+
 /// A parsed spec, before it is checked against its data.
 #[derive(Debug, Clone)]
 pub(crate) struct Spec {
@@ -232,7 +235,7 @@ fn parse_source(mut node: Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetErr
         "fairface-hub" => {
             let repo = node
                 .string("repo")?
-                .unwrap_or_else(|| super::hub::DEFAULT_REPO.to_string());
+                .unwrap_or_else(|| DEFAULT_REPO.to_string());
             if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
                 return Err(node.err("repo", &format!("expected owner/name, got {repo:?}")));
             }

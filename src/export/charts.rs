@@ -2,7 +2,6 @@
 //! grouped bars of every category's rate with 95% CI whiskers; per intersection, one heatmap per
 //! harmful category. Palettes have monotonic luminance, so the charts survive greyscale printing.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -11,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, FontTransform, register_font};
 
-use super::view::{self, Index, Layout};
+use super::view::{self, ChartSpec, Index, Layout};
 use super::{ExportError, Exporter, Report, write_file};
 
 /// Writes one PNG and one SVG per chart into `charts/`.
@@ -33,91 +32,11 @@ fn font_ready() -> bool {
     *READY.get_or_init(|| register_font(FAMILY, FontStyle::Normal, FONT_BYTES).is_ok())
 }
 
-/// One chart of the report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ChartSpec {
-    /// The grouping's name (`race`, `race*gender`).
-    pub grouping: String,
-    /// For heatmaps, the index of the category shown; `None` for bar charts.
-    pub category: Option<usize>,
-    /// File name without extension, restricted to `[a-z0-9_-]` and unique in the report.
-    pub stem: String,
-    /// The chart's title.
-    pub title: String,
-}
-
-/// Every chart of `report`, in document order.
-pub(crate) fn plan(report: &Report) -> Vec<ChartSpec> {
-    let mut taken = BTreeSet::new();
-    let mut unique = |stem: String| {
-        let mut candidate = stem.clone();
-        let mut k = 2;
-        while !taken.insert(candidate.clone()) {
-            candidate = format!("{stem}-{k}");
-            k += 1;
-        }
-        candidate
-    };
-    let mut charts = Vec::new();
-    for layout in Layout::all(report) {
-        let display = layout.display_name();
-        if layout.is_intersection() {
-            for c in view::shown_categories(report) {
-                let category = &report.context.categories[c];
-                charts.push(ChartSpec {
-                    grouping: layout.name().to_string(),
-                    category: Some(c),
-                    stem: unique(format!(
-                        "{}-{}",
-                        sanitize(layout.name()),
-                        sanitize(&category.name)
-                    )),
-                    title: format!("{}: share of images by {display}", category.name),
-                });
-            }
-        } else {
-            charts.push(ChartSpec {
-                grouping: layout.name().to_string(),
-                category: None,
-                stem: unique(sanitize(layout.name())),
-                title: format!("Share of images per predicted category by {display}"),
-            });
-        }
-    }
-    charts
-}
-
-/// A file-name-safe version of `name`: lowercase `[a-z0-9_-]`, other characters as `_`, at
-/// most 60 characters, never empty and never starting with `-`.
-pub(crate) fn sanitize(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
-            c
-        } else {
-            '_'
-        };
-        // collapse runs of `_`
-        if !(c == '_' && out.ends_with('_')) {
-            out.push(c);
-        }
-        if out.len() >= 60 {
-            break;
-        }
-    }
-    let out = out.trim_matches(|c| c == '_' || c == '-');
-    if out.is_empty() {
-        "chart".to_string()
-    } else {
-        out.to_string()
-    }
-}
-
 impl Exporter for ChartsExporter {
     fn write(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
         let dir = dir.join("charts");
         let mut written = Vec::new();
-        for spec in plan(report) {
+        for spec in view::plan(report) {
             let png_path = dir.join(format!("{}.png", spec.stem));
             let svg_path = dir.join(format!("{}.svg", spec.stem));
             let chart = build(report, &spec, &png_path)?;
@@ -134,7 +53,7 @@ impl Exporter for ChartsExporter {
 
 /// Every chart of `report` as SVG text, in [`plan`] order (for inlining into HTML).
 pub(crate) fn render_svgs(report: &Report) -> Result<Vec<(ChartSpec, String)>, ExportError> {
-    plan(report)
+    view::plan(report)
         .into_iter()
         .map(|spec| {
             let path = PathBuf::from("charts").join(format!("{}.svg", spec.stem));
@@ -997,6 +916,7 @@ impl Heatmap {
 mod tests {
     use super::*;
     use crate::export::testdata;
+    use crate::export::view::{plan, sanitize};
 
     #[test]
     fn sanitized_names() {

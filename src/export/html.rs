@@ -62,7 +62,7 @@ footer{color:#777;font-size:.85em;margin-top:3em}
 ";
 
 /// The whole page; `svgs` are the charts from [`charts::render_svgs`].
-pub(crate) fn render(report: &Report, svgs: &[(charts::ChartSpec, String)]) -> String {
+pub(crate) fn render(report: &Report, svgs: &[(super::view::ChartSpec, String)]) -> String {
     let context = report.context;
     let mut out = String::new();
     let _ = write!(

@@ -2,10 +2,9 @@
 //! `report.html` so both show the same numbers in the same layout. Strings here are raw; each
 //! renderer escapes them for its format.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Report;
-use super::charts::{self, ChartSpec};
 use crate::metrics::disparity::{FAIR_RATIO_HIGH, FAIR_RATIO_LOW};
 use crate::metrics::{
     ALL, Attribute, AuditMetrics, Disparity, DisparityMetric, GroupAccuracy, GroupRate, Grouping,
@@ -20,7 +19,7 @@ pub(crate) enum Block {
     Para(String),
     /// A table.
     Table(Table),
-    /// A chart from [`charts::plan`].
+    /// A chart from [`plan`].
     Chart(ChartSpec),
 }
 
@@ -263,7 +262,7 @@ impl<'a> Layout<'a> {
 /// The tables of `report`, grouping by grouping, with chart placeholders.
 pub(crate) fn document(report: &Report) -> Vec<Block> {
     let index = Index::new(report.metrics);
-    let plan = charts::plan(report);
+    let plan = plan(report);
     let mut blocks = overall(report, &index);
     for layout in Layout::all(report) {
         blocks.push(Block::Heading(2, format!("By {}", layout.display_name())));
@@ -615,6 +614,86 @@ fn disparities(report: &Report, index: &Index, layout: &Layout) -> Vec<Block> {
         }));
     }
     blocks
+}
+
+/// One chart of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChartSpec {
+    /// The grouping's name (`race`, `race*gender`).
+    pub grouping: String,
+    /// For heatmaps, the index of the category shown; `None` for bar charts.
+    pub category: Option<usize>,
+    /// File name without extension, restricted to `[a-z0-9_-]` and unique in the report.
+    pub stem: String,
+    /// The chart's title.
+    pub title: String,
+}
+
+/// Every chart of `report`, in document order.
+pub(crate) fn plan(report: &Report) -> Vec<ChartSpec> {
+    let mut taken = BTreeSet::new();
+    let mut unique = |stem: String| {
+        let mut candidate = stem.clone();
+        let mut k = 2;
+        while !taken.insert(candidate.clone()) {
+            candidate = format!("{stem}-{k}");
+            k += 1;
+        }
+        candidate
+    };
+    let mut charts = Vec::new();
+    for layout in Layout::all(report) {
+        let display = layout.display_name();
+        if layout.is_intersection() {
+            for c in shown_categories(report) {
+                let category = &report.context.categories[c];
+                charts.push(ChartSpec {
+                    grouping: layout.name().to_string(),
+                    category: Some(c),
+                    stem: unique(format!(
+                        "{}-{}",
+                        sanitize(layout.name()),
+                        sanitize(&category.name)
+                    )),
+                    title: format!("{}: share of images by {display}", category.name),
+                });
+            }
+        } else {
+            charts.push(ChartSpec {
+                grouping: layout.name().to_string(),
+                category: None,
+                stem: unique(sanitize(layout.name())),
+                title: format!("Share of images per predicted category by {display}"),
+            });
+        }
+    }
+    charts
+}
+
+/// A file-name-safe version of `name`: lowercase `[a-z0-9_-]`, other characters as `_`, at
+/// most 60 characters, never empty and never starting with `-`.
+pub(crate) fn sanitize(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
+            c
+        } else {
+            '_'
+        };
+        // collapse runs of `_`
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+        if out.len() >= 60 {
+            break;
+        }
+    }
+    let out = out.trim_matches(|c| c == '_' || c == '-');
+    if out.is_empty() {
+        "chart".to_string()
+    } else {
+        out.to_string()
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::bf16::{self, PackedBf16};
-use super::clip::{Activation, ClipConfig};
+use super::config::{Activation, ClipConfig};
 use super::kernels::{self, MatRef};
 
 /// Layer-norm parameters.

@@ -6,6 +6,7 @@
 
 pub mod bf16;
 pub mod clip;
+pub mod config;
 pub mod fused;
 mod header_check;
 pub mod kernels;
@@ -19,7 +20,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-pub use clip::{ClipConfig, ClipModel, ImageEncoderKind};
+pub use clip::{ClipModel, ImageEncoderKind};
+pub use config::ClipConfig;
 pub use preprocess::PreprocessConfig;
 pub use source::{ModelFiles, ModelOrigin, ModelSpec, SourceOptions};
 pub use tokenizer::ClipTokenizer;
@@ -81,7 +83,7 @@ pub enum ModelError {
     },
     /// `config.json` is malformed.
     #[error(transparent)]
-    Config(#[from] clip::ConfigError),
+    Config(#[from] config::ConfigError),
     /// `preprocessor_config.json` is malformed.
     #[error(transparent)]
     Preprocess(#[from] preprocess::PreprocessConfigError),
