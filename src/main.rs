@@ -42,6 +42,11 @@ fn emit(text: &str, code: ExitCode) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.threads.filter(|&n| n > 0) {
+        // SAFETY: nothing else runs yet (no thread has been spawned), so no concurrent reader
+        // of the environment can observe the write; candle's kernels read it later.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
     if let Err(e) = commands::configure_threads(cli.threads) {
         say!("error: {e:#}");
         return ExitCode::from(2);

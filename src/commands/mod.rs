@@ -15,14 +15,11 @@ use crate::model::{
     ComputeDtype, DeviceChoice, LoadOptions, LoadedModel, ModelFiles, ModelSpec, SourceOptions,
 };
 
-/// Sets the worker-thread count for rayon and candle's matrix kernels (both read
-/// `RAYON_NUM_THREADS`); `None` keeps the default of one per core.
+/// Sizes rayon's global pool to `threads` workers; `None` keeps one per core. candle's matrix
+/// kernels read `RAYON_NUM_THREADS` themselves: the binary sets it before calling this.
 pub fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {
     let Some(n) = threads else { return Ok(()) };
     anyhow::ensure!(n > 0, "--threads must be at least 1");
-    // SAFETY: called from `main` before any other thread exists, so no concurrent reader of the
-    // environment can observe the write.
-    unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()
