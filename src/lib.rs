@@ -24,3 +24,4 @@ pub mod predictions;
 pub mod probe;
 pub mod provenance;
 pub mod report_folder;
+pub mod schema;

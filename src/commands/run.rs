@@ -19,7 +19,7 @@ use crate::cli::{GroupingArgs, RunArgs};
 use crate::dataset::{Dataset, DatasetOptions, Record, RecordItem};
 use crate::embed::{class_embeddings, image_embeddings, pixel_batch};
 use crate::embed_cache::{EmbeddingCache, ImageKey, ModelKey};
-use crate::export::{Report, ReportContext, SkippedImage, SkippedWriter, write_report};
+use crate::export::{Report, ReportContext, SkippedRecord, SkippedWriter, write_report};
 use crate::images::{AlphaMode, ImageLimits, decode_rgb_with};
 use crate::metrics::{Attribute, CategoryInfo, Grouping, MetricsAccumulator, MetricsSetup};
 use crate::model::LoadedModel;
@@ -98,7 +98,7 @@ enum BatchItem {
         values: Vec<String>,
         embedding: Vec<f32>,
     },
-    Skipped(SkippedImage),
+    Skipped(SkippedRecord),
 }
 
 /// SHA-256 of the model files, computed up front or still being computed in the background.
@@ -412,11 +412,7 @@ fn produce(
             pending
                 .into_par_iter()
                 .map(|item| match item {
-                    RecordItem::Skipped(s) => BatchItem::Skipped(SkippedImage {
-                        id: s.id,
-                        image: s.image,
-                        reason: s.reason,
-                    }),
+                    RecordItem::Skipped(s) => BatchItem::Skipped(s),
                     RecordItem::Record(r) => load_item(r, model, cache, limits),
                 })
                 .collect()
@@ -453,7 +449,7 @@ fn load_item(
     let bytes = match record.image.read_bytes(limits) {
         Ok(bytes) => bytes,
         Err(e) => {
-            return BatchItem::Skipped(SkippedImage {
+            return BatchItem::Skipped(SkippedRecord {
                 id: record.id,
                 image,
                 reason: e.reason(),
@@ -479,7 +475,7 @@ fn load_item(
             pixels: preprocess(&rgb, &model.preprocess),
             key,
         },
-        Err(e) => BatchItem::Skipped(SkippedImage {
+        Err(e) => BatchItem::Skipped(SkippedRecord {
             id: record.id,
             image,
             reason: e.reason(),

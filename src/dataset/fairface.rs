@@ -9,7 +9,7 @@ use super::DatasetError;
 use super::manifest::{CsvTable, csv_header};
 use super::plan::Plan;
 use super::root::ImageRoot;
-use crate::metrics::Attribute;
+use crate::schema::Attribute;
 
 /// FairFace's age bins, youngest first.
 pub const FAIRFACE_AGES: [&str; 9] = [

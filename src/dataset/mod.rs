@@ -23,7 +23,8 @@ use crate::digest::hex;
 
 use crate::images::ImageLimits;
 use crate::input_file::{MAX_TEXT_INPUT_BYTES, read_regular_file};
-use crate::metrics::Attribute;
+use crate::schema::Attribute;
+pub use crate::schema::SkippedRecord;
 use plan::Plan;
 use root::ImageRoot;
 use spec::SourceSpec;
@@ -89,17 +90,6 @@ pub struct Record {
     pub image: ImageSource,
     /// One value per attribute, in [`Dataset::attributes`] order.
     pub values: Vec<String>,
-}
-
-/// A row that could not become a record (e.g. a malformed UTKFace file name), with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedRecord {
-    /// The id the record would have had (the file name for UTKFace).
-    pub id: String,
-    /// The image path or name.
-    pub image: String,
-    /// Why it was skipped.
-    pub reason: String,
 }
 
 /// An item of [`Dataset::records`]: a record, or a reported skip.

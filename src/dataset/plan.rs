@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::DatasetError;
 use super::spec::{AttributeKind, AttributeSpec};
-use crate::metrics::Attribute;
+use crate::schema::Attribute;
 
 /// Where a derived attribute reads its input.
 #[derive(Debug, Clone, Copy)]

@@ -285,7 +285,7 @@ pub(crate) fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::SkippedImage;
+    use crate::export::SkippedRecord;
     use crate::export::testdata::{self, EVIL, Names};
 
     fn page(names: &Names) -> String {
@@ -356,7 +356,7 @@ mod tests {
     fn long_skipped_lists_are_cut() {
         let (mut context, metrics) = testdata::sample();
         context.skipped = (0..250)
-            .map(|i| SkippedImage {
+            .map(|i| SkippedRecord {
                 id: format!("img{i}"),
                 image: format!("img{i}.jpg"),
                 reason: "missing".into(),

@@ -15,6 +15,7 @@ mod view;
 use std::path::{Path, PathBuf};
 
 use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping};
+pub use crate::schema::SkippedRecord;
 
 pub use self::charts::ChartsExporter;
 pub use self::csv::{ACCURACY_HEADER, CsvExporter, GROUPS_HEADER};
@@ -23,17 +24,6 @@ pub use self::html::SKIPPED_SHOWN;
 pub use self::json::JsonExporter;
 pub use self::markdown::MarkdownExporter;
 pub use self::skipped::SkippedWriter;
-
-/// An image that was not classified (missing, undecodable, outside the dataset root, …).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedImage {
-    /// The record's id.
-    pub id: String,
-    /// The image path or source as the dataset names it.
-    pub image: String,
-    /// Why it was skipped.
-    pub reason: String,
-}
 
 /// What the report says about the run besides the metrics.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +50,7 @@ pub struct ReportContext {
     pub labels: Vec<(String, String)>,
     /// Images that were not classified: all of them, or the first [`SKIPPED_SHOWN`] when
     /// `skipped_total` says there were more.
-    pub skipped: Vec<SkippedImage>,
+    pub skipped: Vec<SkippedRecord>,
     /// How many images were skipped (when larger than `skipped.len()`).
     pub skipped_total: u64,
     /// `skipped.csv` was streamed during the run ([`SkippedWriter`]); the CSV exporter leaves it.

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 
 use super::csv::SKIPPED_HEADER;
 use super::html::SKIPPED_SHOWN;
-use super::{ExportError, SkippedImage};
+use super::{ExportError, SkippedRecord};
 
 /// Writes `skipped.csv` row by row (cells neutralised, see [`crate::csv_cell`]).
 pub struct SkippedWriter {
     writer: ::csv::Writer<BufWriter<File>>,
     path: PathBuf,
     total: u64,
-    first: Vec<SkippedImage>,
+    first: Vec<SkippedRecord>,
 }
 
 impl SkippedWriter {
@@ -42,7 +42,7 @@ impl SkippedWriter {
     }
 
     /// Appends one skipped record.
-    pub fn push(&mut self, skipped: SkippedImage) -> Result<(), ExportError> {
+    pub fn push(&mut self, skipped: SkippedRecord) -> Result<(), ExportError> {
         crate::csv_cell::write_record(
             &mut self.writer,
             [&skipped.id, &skipped.image, &skipped.reason],
@@ -64,12 +64,12 @@ impl SkippedWriter {
     }
 
     /// The first skipped records (at most [`SKIPPED_SHOWN`]).
-    pub fn first(&self) -> &[SkippedImage] {
+    pub fn first(&self) -> &[SkippedRecord] {
         &self.first
     }
 
     /// Flushes the file; returns the count and the first records, for [`super::ReportContext`].
-    pub fn finish(mut self) -> Result<(u64, Vec<SkippedImage>), ExportError> {
+    pub fn finish(mut self) -> Result<(u64, Vec<SkippedRecord>), ExportError> {
         let io = |source| ExportError::Io {
             path: self.path.clone(),
             source,
@@ -89,7 +89,7 @@ mod tests {
         let mut writer = SkippedWriter::create(dir.path()).unwrap();
         for i in 0..SKIPPED_SHOWN + 5 {
             writer
-                .push(SkippedImage {
+                .push(SkippedRecord {
                     id: format!("=id{i}"),
                     image: format!("img{i}.jpg"),
                     reason: "missing".into(),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ReportContext, SkippedImage};
+use super::{ReportContext, SkippedRecord};
 use crate::metrics::{
     Attribute, AuditMetrics, CategoryInfo, Grouping, MetricsAccumulator, MetricsSetup,
 };
@@ -207,12 +207,12 @@ pub(crate) fn build(names: &Names) -> (ReportContext, AuditMetrics) {
         groupings,
         labels,
         skipped: vec![
-            SkippedImage {
+            SkippedRecord {
                 id: format!("val/17{t}"),
                 image: format!("val/17.jpg{t}"),
                 reason: format!("cannot decode: unexpected EOF{t}"),
             },
-            SkippedImage {
+            SkippedRecord {
                 id: "val/42".into(),
                 image: "val/42, copy.jpg".into(),
                 reason: "missing file".into(),

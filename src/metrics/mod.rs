@@ -15,14 +15,7 @@ pub use rates::{chi_square_p, wilson_interval};
 /// Name of the pseudo-attribute and group holding the overall rates.
 pub const ALL: &str = "all";
 
-/// A demographic attribute with its vocabulary, in display order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Attribute {
-    /// Column name, e.g. `race`.
-    pub name: String,
-    /// Allowed values in display order (the paper's order for FairFace races).
-    pub values: Vec<String>,
-}
+pub use crate::schema::Attribute;
 
 /// A way of grouping images: one attribute, or an intersection such as `race*gender`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
