@@ -1020,10 +1020,20 @@ def main():
         md += "\n## Steps that failed\n\n" + "\n".join(f"- {k}: {v}" for k, v in res["errors"].items()) + "\n"
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
-        fh.write(md)
+        fh.write(portable(md))
     with open(os.path.splitext(args.out)[0] + ".json", "w") as fh:
-        json.dump({k: v for k, v in res.items() if not k.startswith("_")}, fh, indent=1, default=str)
+        fh.write(portable(json.dumps({k: v for k, v in res.items() if not k.startswith("_")},
+                                     indent=1, default=str)))
     print(md)
+
+
+def portable(text):
+    """The report without this machine's paths: the checkout as `.`, the home folder as `~`,
+    the reference kit as `shared/reference`, so committed reports name no machine."""
+    for path, name in ((os.path.join(os.path.dirname(REPO), "shared", "reference"), "shared/reference"),
+                       (REPO + os.sep, ""), (REPO, "."), (os.path.expanduser("~"), "~")):
+        text = text.replace(path, name)
+    return text
 
 
 if __name__ == "__main__":
