@@ -2,7 +2,7 @@
 //! report), each giving per-group verdicts. Rules that name something the report lacks are errors,
 //! never passes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -240,7 +240,7 @@ impl ReportTables {
                 reason: "missing: not a clip-audit report folder".into(),
             });
         }
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = BTreeSet::new();
         for (row, fields) in read_rows(&groups, &GROUPS_HEADER)? {
             let cell = Cell {
                 path: &groups,
@@ -264,7 +264,7 @@ impl ReportTables {
         }
         let accuracy = dir.join("accuracy.csv");
         if accuracy.exists() {
-            let mut seen = std::collections::BTreeSet::new();
+            let mut seen = BTreeSet::new();
             for (row, fields) in read_rows(&accuracy, &ACCURACY_HEADER)? {
                 let cell = Cell {
                     path: &accuracy,
@@ -460,216 +460,282 @@ pub fn evaluate(
 ) -> Result<Vec<Verdict>, CheckError> {
     let mut out = Vec::new();
     for (index, rule) in rules.iter().enumerate() {
-        let first_verdict = out.len();
-        let bad = |field, reason: String| CheckError::Rule {
-            path: rules_path.to_path_buf(),
+        let at = RuleAt {
+            path: rules_path,
             index,
-            name: rule.name.clone(),
-            field,
-            reason,
+            rule,
         };
-        let lookup =
-            |tables: &ReportTables, which: &str| -> Result<Vec<(String, Measured)>, CheckError> {
-                let found = match rule.metric {
-                    RuleMetric::Accuracy | RuleMetric::AccuracyRatio => {
-                        tables.accuracy.get(&rule.by).cloned()
-                    }
-                    _ => {
-                        let category = rule.category.clone().unwrap_or_default();
-                        if !tables.rates.keys().any(|(_, c)| *c == category) {
-                            let known: std::collections::BTreeSet<&str> =
-                                tables.rates.keys().map(|(_, c)| c.as_str()).collect();
-                            return Err(bad(
-                                "category",
-                                format!(
-                                    "the {which} report has no category {category:?} (has: {})",
-                                    join(known)
-                                ),
-                            ));
-                        }
-                        tables.rates.get(&(rule.by.clone(), category)).cloned()
-                    }
-                };
-                found.ok_or_else(|| {
-                    let known: std::collections::BTreeSet<&str> = match rule.metric {
-                        RuleMetric::Accuracy | RuleMetric::AccuracyRatio => {
-                            tables.accuracy.keys().map(String::as_str).collect()
-                        }
-                        _ => tables.rates.keys().map(|(a, _)| a.as_str()).collect(),
-                    };
-                    bad(
-                        "by",
-                        format!(
-                            "the {which} report has no {} by {:?} (has: {})",
-                            if matches!(
-                                rule.metric,
-                                RuleMetric::Accuracy | RuleMetric::AccuracyRatio
-                            ) {
-                                "accuracy"
-                            } else {
-                                "rates"
-                            },
-                            rule.by,
-                            join(known)
-                        ),
-                    )
-                })
-            };
-        let mut groups = lookup(report, "checked")?;
-        if let Some(wanted) = &rule.groups {
-            for g in wanted {
-                if !groups.iter().any(|(name, _)| name == g) {
-                    let known: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
-                    return Err(bad(
-                        "groups",
-                        format!("no group {g:?} by {} (has: {})", rule.by, known.join(", ")),
-                    ));
-                }
-            }
-            groups.retain(|(name, _)| wanted.contains(name));
-        }
+        let groups = at.selected_groups(report)?;
         // a group without images has no rate to judge, whatever min_group_size says
         let min_size = rule.min_group_size.unwrap_or(0).max(1);
         let (judged, small): (Vec<_>, Vec<_>) =
             groups.into_iter().partition(|(_, m)| m.n >= min_size);
-        for (group, m) in &small {
-            out.push(Verdict {
+        let mut verdicts: Vec<Verdict> = small
+            .iter()
+            .map(|(group, m)| Verdict {
                 rule: rule.name.clone(),
                 group: group.clone(),
                 value: Some(m.value),
                 limit: format!("n >= {min_size}"),
                 verdict: Outcome::NotJudged,
                 note: format!("only {} images", m.n),
-            });
-        }
-        let bounds = |value: f64| -> Vec<(String, bool)> {
-            let mut checks = Vec::new();
-            if let Some(max) = rule.max {
-                checks.push((format!("<= {max}"), value <= max));
-            }
-            if let Some(min) = rule.min {
-                checks.push((format!(">= {min}"), value >= min));
-            }
-            checks
-        };
+            })
+            .collect();
         match rule.metric {
             RuleMetric::Rate | RuleMetric::Accuracy => {
-                for (group, m) in &judged {
-                    for (limit, ok) in bounds(m.value) {
-                        out.push(verdict(
-                            rule,
-                            group,
-                            Some(m.value),
-                            limit,
-                            ok,
-                            String::new(),
-                        ));
-                    }
-                }
+                verdicts.extend(judge_each_group(rule, &judged));
                 if let Some(max_increase) = rule.max_increase {
-                    let baseline = baseline.ok_or_else(|| {
-                        bad(
-                            "max_increase",
-                            "needs a baseline report: pass --against DIR".into(),
-                        )
-                    })?;
-                    let before = lookup(baseline, "baseline")?;
-                    let higher_is_worse = rule.metric == RuleMetric::Rate;
-                    for (group, now) in &judged {
-                        let Some((_, then)) = before.iter().find(|(g, m)| g == group && m.n > 0)
-                        else {
-                            out.push(Verdict {
-                                rule: rule.name.clone(),
-                                group: group.clone(),
-                                value: None,
-                                limit: format!("rise <= {max_increase}"),
-                                verdict: Outcome::NotJudged,
-                                note:
-                                    "group absent from the baseline report, or without images there"
-                                        .into(),
-                            });
-                            continue;
-                        };
-                        let rise = if higher_is_worse {
-                            now.value - then.value
-                        } else {
-                            then.value - now.value
-                        };
-                        let overlap = now.ci_low <= then.ci_high && then.ci_low <= now.ci_high;
-                        let exceeded = rise > max_increase + 1e-12;
-                        let fails = exceeded && (rule.ignore_ci || !overlap);
-                        let note = if exceeded && overlap && !rule.ignore_ci {
-                            format!(
-                                "rise exceeds the limit but the 95% intervals overlap ({:.4}–{:.4} vs baseline {:.4}–{:.4})",
-                                now.ci_low, now.ci_high, then.ci_low, then.ci_high
-                            )
-                        } else {
-                            format!("baseline {:.4}, now {:.4}", then.value, now.value)
-                        };
-                        out.push(verdict(
-                            rule,
-                            group,
-                            Some(rise),
-                            format!("rise <= {max_increase}"),
-                            !fails,
-                            note,
-                        ));
-                    }
+                    verdicts.extend(at.judge_rise(&judged, baseline, max_increase)?);
                 }
             }
             RuleMetric::Difference | RuleMetric::Ratio | RuleMetric::AccuracyRatio => {
-                let values: Vec<f64> = judged.iter().map(|(_, m)| m.value).collect();
-                let (value, note) = if values.len() < 2 {
-                    (None, "fewer than two judged groups".to_string())
-                } else {
-                    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-                    let name = |v: f64| {
-                        judged
-                            .iter()
-                            .find(|(_, m)| m.value == v)
-                            .map_or(String::new(), |(g, _)| g.clone())
-                    };
-                    let note = format!("max {} ({hi:.4}), min {} ({lo:.4})", name(hi), name(lo));
-                    match rule.metric {
-                        RuleMetric::Difference => (Some(hi - lo), note),
-                        _ if hi > 0.0 => (Some(lo / hi), note),
-                        _ => (Some(1.0), note),
-                    }
-                };
-                match value {
-                    Some(v) => {
-                        for (limit, ok) in bounds(v) {
-                            out.push(verdict(rule, "*", Some(v), limit, ok, note.clone()));
-                        }
-                    }
-                    None => out.push(Verdict {
-                        rule: rule.name.clone(),
-                        group: "*".into(),
-                        value: None,
-                        limit: String::new(),
-                        verdict: Outcome::NotJudged,
-                        note,
-                    }),
-                }
+                verdicts.extend(judge_spread(rule, &judged));
             }
         }
-        let verdicts = &out[first_verdict..];
-        if verdicts.iter().all(|v| v.verdict == Outcome::NotJudged) {
-            let reason = verdicts
-                .first()
-                .map_or("the rule has no limit that applies".to_string(), |v| {
-                    v.note.clone()
-                });
-            return Err(CheckError::NothingJudged {
-                path: rules_path.to_path_buf(),
-                index,
-                name: rule.name.clone(),
-                reason: format!("{reason}; a rule with no judged group cannot pass"),
-            });
-        }
+        at.require_judged(&verdicts)?;
+        out.extend(verdicts);
     }
     Ok(out)
+}
+
+/// One rule with its place in the rules file, for lookups and errors that name it.
+struct RuleAt<'a> {
+    path: &'a Path,
+    index: usize,
+    rule: &'a Rule,
+}
+
+impl RuleAt<'_> {
+    fn bad(&self, field: &'static str, reason: String) -> CheckError {
+        CheckError::Rule {
+            path: self.path.to_path_buf(),
+            index: self.index,
+            name: self.rule.name.clone(),
+            field,
+            reason,
+        }
+    }
+
+    fn is_accuracy(&self) -> bool {
+        matches!(
+            self.rule.metric,
+            RuleMetric::Accuracy | RuleMetric::AccuracyRatio
+        )
+    }
+
+    /// The groups of the rule's grouping (and category) in `tables`; `which` names the report
+    /// ("checked", "baseline") in errors.
+    fn lookup(&self, tables: &ReportTables, which: &str) -> Result<Groups, CheckError> {
+        let rule = self.rule;
+        let found = if self.is_accuracy() {
+            tables.accuracy.get(&rule.by).cloned()
+        } else {
+            let category = rule.category.clone().unwrap_or_default();
+            if !tables.rates.keys().any(|(_, c)| *c == category) {
+                let known: BTreeSet<&str> = tables.rates.keys().map(|(_, c)| c.as_str()).collect();
+                return Err(self.bad(
+                    "category",
+                    format!(
+                        "the {which} report has no category {category:?} (has: {})",
+                        join(known)
+                    ),
+                ));
+            }
+            tables.rates.get(&(rule.by.clone(), category)).cloned()
+        };
+        found.ok_or_else(|| {
+            let (kind, known): (&str, BTreeSet<&str>) = if self.is_accuracy() {
+                (
+                    "accuracy",
+                    tables.accuracy.keys().map(String::as_str).collect(),
+                )
+            } else {
+                (
+                    "rates",
+                    tables.rates.keys().map(|(a, _)| a.as_str()).collect(),
+                )
+            };
+            self.bad(
+                "by",
+                format!(
+                    "the {which} report has no {kind} by {:?} (has: {})",
+                    rule.by,
+                    join(known)
+                ),
+            )
+        })
+    }
+
+    /// The checked report's groups, restricted to the rule's `groups` (each must exist).
+    fn selected_groups(&self, report: &ReportTables) -> Result<Groups, CheckError> {
+        let mut groups = self.lookup(report, "checked")?;
+        if let Some(wanted) = &self.rule.groups {
+            for g in wanted {
+                if !groups.iter().any(|(name, _)| name == g) {
+                    let known: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
+                    return Err(self.bad(
+                        "groups",
+                        format!(
+                            "no group {g:?} by {} (has: {})",
+                            self.rule.by,
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            groups.retain(|(name, _)| wanted.contains(name));
+        }
+        Ok(groups)
+    }
+
+    /// `max_increase`: each judged group's rise over the baseline, failing only when the 95%
+    /// intervals do not overlap (unless `ignore_ci`).
+    fn judge_rise(
+        &self,
+        judged: &[(String, Measured)],
+        baseline: Option<&ReportTables>,
+        max_increase: f64,
+    ) -> Result<Vec<Verdict>, CheckError> {
+        let rule = self.rule;
+        let baseline = baseline.ok_or_else(|| {
+            self.bad(
+                "max_increase",
+                "needs a baseline report: pass --against DIR".into(),
+            )
+        })?;
+        let before = self.lookup(baseline, "baseline")?;
+        let limit = format!("rise <= {max_increase}");
+        let mut out = Vec::new();
+        for (group, now) in judged {
+            let Some((_, then)) = before.iter().find(|(g, m)| g == group && m.n > 0) else {
+                out.push(Verdict {
+                    rule: rule.name.clone(),
+                    group: group.clone(),
+                    value: None,
+                    limit: limit.clone(),
+                    verdict: Outcome::NotJudged,
+                    note: "group absent from the baseline report, or without images there".into(),
+                });
+                continue;
+            };
+            let rise = if rule.metric == RuleMetric::Rate {
+                now.value - then.value
+            } else {
+                then.value - now.value
+            };
+            let overlap = now.ci_low <= then.ci_high && then.ci_low <= now.ci_high;
+            let exceeded = rise > max_increase + 1e-12;
+            let fails = exceeded && (rule.ignore_ci || !overlap);
+            let note = if exceeded && overlap && !rule.ignore_ci {
+                format!(
+                    "rise exceeds the limit but the 95% intervals overlap ({:.4}–{:.4} vs \
+                     baseline {:.4}–{:.4})",
+                    now.ci_low, now.ci_high, then.ci_low, then.ci_high
+                )
+            } else {
+                format!("baseline {:.4}, now {:.4}", then.value, now.value)
+            };
+            out.push(verdict(
+                rule,
+                group,
+                Some(rise),
+                limit.clone(),
+                !fails,
+                note,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A rule none of whose verdicts was judged cannot pass: an error naming it.
+    fn require_judged(&self, verdicts: &[Verdict]) -> Result<(), CheckError> {
+        if verdicts.iter().any(|v| v.verdict != Outcome::NotJudged) {
+            return Ok(());
+        }
+        let reason = verdicts
+            .first()
+            .map_or("the rule has no limit that applies".to_string(), |v| {
+                v.note.clone()
+            });
+        Err(CheckError::NothingJudged {
+            path: self.path.to_path_buf(),
+            index: self.index,
+            name: self.rule.name.clone(),
+            reason: format!("{reason}; a rule with no judged group cannot pass"),
+        })
+    }
+}
+
+/// A grouping's groups with their numbers, in file order.
+type Groups = Vec<(String, Measured)>;
+
+/// The rule's `max` and `min` applied to `value`: (limit text, holds).
+fn bounds(rule: &Rule, value: f64) -> Vec<(String, bool)> {
+    let mut checks = Vec::new();
+    if let Some(max) = rule.max {
+        checks.push((format!("<= {max}"), value <= max));
+    }
+    if let Some(min) = rule.min {
+        checks.push((format!(">= {min}"), value >= min));
+    }
+    checks
+}
+
+/// `rate` and `accuracy`: every judged group against `max`/`min`.
+fn judge_each_group(rule: &Rule, judged: &[(String, Measured)]) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for (group, m) in judged {
+        for (limit, ok) in bounds(rule, m.value) {
+            out.push(verdict(
+                rule,
+                group,
+                Some(m.value),
+                limit,
+                ok,
+                String::new(),
+            ));
+        }
+    }
+    out
+}
+
+/// `difference`, `ratio`, `accuracy_ratio`: one number over the judged groups (max − min or
+/// min / max), not judged with fewer than two groups.
+fn judge_spread(rule: &Rule, judged: &[(String, Measured)]) -> Vec<Verdict> {
+    if judged.len() < 2 {
+        return vec![Verdict {
+            rule: rule.name.clone(),
+            group: "*".into(),
+            value: None,
+            limit: String::new(),
+            verdict: Outcome::NotJudged,
+            note: "fewer than two judged groups".into(),
+        }];
+    }
+    let hi = judged
+        .iter()
+        .map(|(_, m)| m.value)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let lo = judged
+        .iter()
+        .map(|(_, m)| m.value)
+        .fold(f64::INFINITY, f64::min);
+    let name = |v: f64| {
+        judged
+            .iter()
+            .find(|(_, m)| m.value == v)
+            .map_or(String::new(), |(g, _)| g.clone())
+    };
+    let note = format!("max {} ({hi:.4}), min {} ({lo:.4})", name(hi), name(lo));
+    let value = match rule.metric {
+        RuleMetric::Difference => hi - lo,
+        _ if hi > 0.0 => lo / hi,
+        _ => 1.0,
+    };
+    bounds(rule, value)
+        .into_iter()
+        .map(|(limit, ok)| verdict(rule, "*", Some(value), limit, ok, note.clone()))
+        .collect()
 }
 
 fn verdict(
@@ -690,7 +756,7 @@ fn verdict(
     }
 }
 
-fn join(items: std::collections::BTreeSet<&str>) -> String {
+fn join(items: BTreeSet<&str>) -> String {
     if items.is_empty() {
         "none".into()
     } else {
