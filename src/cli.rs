@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::images::{DEFAULT_MAX_IMAGE_PIXELS, ImageLimits};
+use crate::metrics::{Intersection, ReferenceGroup};
 
 /// Audit CLIP-style image-text models for social bias.
 #[derive(Debug, Parser)]
@@ -234,12 +235,12 @@ pub struct GroupingArgs {
 
     /// An intersection to tabulate, e.g. `race*gender`; repeat for several.
     #[arg(long, value_name = "A*B")]
-    pub intersect: Vec<String>,
+    pub intersect: Vec<Intersection>,
 
     /// Reference group for `ratio_to_reference`, e.g. `race=White`; repeat per attribute
     /// (default: the largest group).
     #[arg(long, value_name = "ATTR=GROUP")]
-    pub reference: Vec<String>,
+    pub reference: Vec<ReferenceGroup>,
 
     /// A note shown at the top of the report (e.g. that a model is a test fixture).
     #[arg(long, value_name = "TEXT")]

@@ -51,9 +51,9 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
     } else {
         let mut names: Vec<String> = args.grouping.by.clone();
         for spec in &args.grouping.intersect {
-            for part in spec.split('*') {
-                if !names.iter().any(|n| n == part.trim()) {
-                    names.push(part.trim().to_string());
+            for part in &spec.attributes {
+                if !names.contains(part) {
+                    names.push(part.clone());
                 }
             }
         }

@@ -637,11 +637,7 @@ pub fn metrics_setup(
             .push(Grouping::new(&[name], attributes).map_err(|e| anyhow::anyhow!("--by: {e}"))?);
     }
     for spec in &options.intersect {
-        let parts: Vec<&str> = spec.split('*').map(str::trim).collect();
-        anyhow::ensure!(
-            parts.len() >= 2 && parts.iter().all(|p| !p.is_empty()),
-            "--intersect {spec:?}: expected two or more attributes joined by `*`, e.g. race*gender"
-        );
+        let parts: Vec<&str> = spec.attributes.iter().map(String::as_str).collect();
         groupings.push(
             Grouping::new(&parts, attributes)
                 .map_err(|e| anyhow::anyhow!("--intersect {spec}: {e}"))?,
@@ -649,14 +645,12 @@ pub fn metrics_setup(
     }
     let mut reference = BTreeMap::new();
     for spec in &options.reference {
-        let (attribute, group) = spec.split_once('=').with_context(|| {
-            format!("--reference {spec:?}: expected ATTR=GROUP, e.g. race=White")
-        })?;
+        let (attribute, group) = (spec.grouping.as_str(), spec.group.as_str());
         let grouping = groupings
             .iter()
             .find(|g| g.name == attribute)
             .with_context(|| {
-                format!("--reference {spec:?}: `{attribute}` is not a tabulated grouping")
+                format!("--reference {spec}: `{attribute}` is not a tabulated grouping")
             })?;
         let valid = grouping.attributes.len() == 1
             && attributes[grouping.attributes[0]]
@@ -666,7 +660,7 @@ pub fn metrics_setup(
             || grouping.attributes.len() > 1;
         anyhow::ensure!(
             valid,
-            "--reference {spec:?}: `{group}` is not a value of `{attribute}`"
+            "--reference {spec}: `{group}` is not a value of `{attribute}`"
         );
         reference.insert(attribute.to_string(), group.to_string());
     }

@@ -4,6 +4,7 @@
 
 pub mod disparity;
 pub mod rates;
+pub mod request;
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 pub use disparity::{Disparity, DisparityMetric};
 pub use rates::{chi_square_p, wilson_interval};
+pub use request::{Intersection, ReferenceGroup};
 
 /// Name of the pseudo-attribute and group holding the overall rates.
 pub const ALL: &str = "all";
