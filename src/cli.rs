@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::images::{DEFAULT_MAX_IMAGE_PIXELS, ImageLimits};
 use crate::metrics::{Intersection, ReferenceGroup};
+use crate::model::DeviceChoice;
 
 /// Audit CLIP-style image-text models for social bias.
 #[derive(Debug, Parser)]
@@ -62,7 +63,7 @@ pub struct ModelArgs {
 
     /// Device to run on: `cpu`, or `cuda[:N]` in builds with the `cuda` feature.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
-    pub device: String,
+    pub device: DeviceChoice,
 
     /// Number format of the image encoder: `f32` (matches the reference) or `bf16` (needs a CPU
     /// with AVX512-BF16; elsewhere it falls back to f32 and says so in a warning and in run.json).

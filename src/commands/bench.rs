@@ -341,7 +341,7 @@ fn model_args(model: &str) -> ModelArgs {
         revision: None,
         offline: false,
         hub_cache: None,
-        device: "cpu".into(),
+        device: crate::model::DeviceChoice::Cpu,
         dtype: DtypeArg::F32,
     }
 }

@@ -11,9 +11,7 @@ pub mod run;
 use anyhow::Context;
 
 use crate::cli::{DtypeArg, ModelArgs};
-use crate::model::{
-    ComputeDtype, DeviceChoice, LoadOptions, LoadedModel, ModelFiles, ModelSpec, SourceOptions,
-};
+use crate::model::{ComputeDtype, LoadOptions, LoadedModel, ModelFiles, ModelSpec, SourceOptions};
 
 /// Sizes rayon's global pool to `threads` workers; `None` keeps one per core. candle's matrix
 /// kernels read `RAYON_NUM_THREADS` themselves: the binary sets it before calling this.
@@ -33,7 +31,7 @@ pub fn thread_count() -> usize {
 
 /// Resolves, downloads if needed, checks and loads the model the options name.
 pub fn load_model(args: &ModelArgs) -> anyhow::Result<LoadedModel> {
-    let device = DeviceChoice::parse(&args.device)?.open()?;
+    let device = args.device.open()?;
     let spec = ModelSpec::parse(&args.model, args.revision.as_deref())?;
     let options = SourceOptions {
         offline: args.offline,

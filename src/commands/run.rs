@@ -364,7 +364,7 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
         batch_size: args.batch,
         top_k: args.top_k,
         threads: super::thread_count(),
-        device: args.model.device.clone(),
+        device: args.model.device.to_string(),
         timings_s: timings,
         warnings: warnings.clone(),
     };

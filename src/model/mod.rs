@@ -165,22 +165,32 @@ pub enum DeviceChoice {
     Cuda(usize),
 }
 
-impl DeviceChoice {
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
     /// Parses `cpu`, `cuda` or `cuda:N`.
-    pub fn parse(text: &str) -> Result<Self, ModelError> {
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
             "cpu" => Ok(Self::Cpu),
             "cuda" => Ok(Self::Cuda(0)),
             _ => match text.strip_prefix("cuda:").map(str::parse) {
                 Some(Ok(n)) => Ok(Self::Cuda(n)),
-                _ => Err(ModelError::Device(
-                    text.into(),
-                    "expected `cpu`, `cuda` or `cuda:N`".into(),
-                )),
+                _ => Err(format!("{text:?}: expected `cpu`, `cuda` or `cuda:N`")),
             },
         }
     }
+}
 
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl DeviceChoice {
     /// Opens the device.
     pub fn open(self) -> Result<Device, ModelError> {
         match self {
