@@ -16,7 +16,7 @@ use crate::model::source::sha256_file;
 use crate::predictions::{PredictionsError, PredictionsFile};
 use crate::probe::ProbeSet;
 
-use super::run::{RunSummary, metrics_setup, relocate, report_context};
+use super::run::{RunSummary, metrics_setup, report_context};
 use crate::provenance::{ToolInfo, command_line};
 use crate::report_folder::{StagedReport, require_complete_source};
 
@@ -175,7 +175,7 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
             .join(", "),
         args.grouping.note.clone(),
     );
-    let mut files = write_report(
+    write_report(
         &Report {
             context: &context,
             metrics: &metrics,
@@ -208,14 +208,11 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
     let run_json: PathBuf = out_dir.join("run.json");
     std::fs::write(&run_json, serde_json::to_string_pretty(&provenance)? + "\n")
         .with_context(|| format!("writing {}", run_json.display()))?;
-    files.push(run_json);
-    let files = relocate(&files, out_dir, stage.out());
     let out = stage.commit()?;
     Ok(RunSummary {
         out,
         classified: metrics.n,
         skipped: 0,
-        files,
         warnings,
     })
 }
@@ -241,9 +238,7 @@ fn observed_vocabularies(
     for file in files {
         for row in file.rows()? {
             for (set, value) in found.iter_mut().zip(row?.values) {
-                if !set.contains(&value) {
-                    set.insert(value);
-                }
+                set.insert(value);
             }
         }
     }

@@ -5,7 +5,7 @@
 //! predictions and counts them (a bounded queue of two batches keeps memory flat).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
@@ -48,8 +48,6 @@ pub struct RunSummary {
     pub classified: u64,
     /// Records skipped (missing, undecodable, malformed).
     pub skipped: u64,
-    /// Files written.
-    pub files: Vec<PathBuf>,
     /// Things the user should know that did not stop the run.
     pub warnings: Vec<String>,
 }
@@ -312,17 +310,13 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
             args.grouping.note.clone(),
         )
     };
-    let mut files = write_report(
+    write_report(
         &Report {
             context: &context,
             metrics: &metrics,
         },
         out_dir,
     )?;
-    files.insert(0, out_dir.join("predictions.parquet"));
-    if args.predictions_csv {
-        files.insert(1, out_dir.join("predictions.csv"));
-    }
 
     let model_hashes = model_hashes.finish()?;
     let mut timings = BTreeMap::new();
@@ -371,14 +365,11 @@ pub fn run(args: &RunArgs, progress: &dyn RunProgress) -> anyhow::Result<RunSumm
     let run_json = out_dir.join("run.json");
     std::fs::write(&run_json, serde_json::to_string_pretty(&provenance)? + "\n")
         .with_context(|| format!("writing {}", run_json.display()))?;
-    files.push(run_json);
-    let files = relocate(&files, out_dir, stage.out());
     let out = stage.commit()?;
     Ok(RunSummary {
         out,
         classified,
         skipped: skipped_total,
-        files,
         warnings,
     })
 }
@@ -753,17 +744,6 @@ fn open_cache(
         cache,
         write_error: std::sync::Mutex::new(None),
     })
-}
-
-/// Where `files`, written under the staging folder, are once the report is in place.
-pub fn relocate(files: &[PathBuf], staging: &Path, out: &Path) -> Vec<PathBuf> {
-    files
-        .iter()
-        .map(|f| {
-            f.strip_prefix(staging)
-                .map_or_else(|_| f.clone(), |rel| out.join(rel))
-        })
-        .collect()
 }
 
 /// `part / whole` as a percentage with two decimals that never rounds to 0% or 100% falsely.

@@ -58,16 +58,6 @@ impl SkippedWriter {
         Ok(())
     }
 
-    /// Records skipped so far.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
-    /// The first skipped records (at most [`SKIPPED_SHOWN`]).
-    pub fn first(&self) -> &[SkippedRecord] {
-        &self.first
-    }
-
     /// Flushes the file; returns the count and the first records, for [`super::ReportContext`].
     pub fn finish(mut self) -> Result<(u64, Vec<SkippedRecord>), ExportError> {
         let io = |source| ExportError::Io {
