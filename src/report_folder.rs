@@ -143,7 +143,7 @@ impl StagedReport {
     }
 
     /// Syncs every staged file, checks that the completion marker is there, and swaps the staging
-    /// folder into place; the previous report (if any) is removed afterwards.
+    /// folder into place; the previous report (if any) is removed afterwards, best effort.
     pub fn commit(mut self) -> Result<PathBuf, ReportFolderError> {
         let marker = self.staging.join(COMPLETE_MARKER);
         if !marker.is_file() {
@@ -159,9 +159,9 @@ impl StagedReport {
             sync_dir(parent)?;
         }
         if replaced {
-            // the staging path now holds the previous report
-            std::fs::remove_dir_all(&self.staging)
-                .map_err(io_error(&self.staging, "remove the previous report"))?;
+            // The staging path now holds the previous report. The new one is already in place,
+            // so failing to delete the old one must not fail the run: the next run sweeps it.
+            let _ = std::fs::remove_dir_all(&self.staging);
         }
         Ok(self.out.clone())
     }
