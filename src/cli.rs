@@ -1,20 +1,26 @@
-//! Command-line definitions, parsed once into typed options. Each flag is documented where it is
-//! defined; `clip-audit help <command>` prints these texts.
+//! The command line: clap's low-level arguments, each flag documented where it is defined
+//! (`clip-audit help <command>` prints these texts), turned once into the library's typed,
+//! validated options (as ripgrep turns its low-level args into high-level ones). A malformed value
+//! is a usage error (exit 2) naming the flag; the library never sees the parser.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::images::{DEFAULT_MAX_IMAGE_PIXELS, ImageLimits};
-use crate::metrics::{Intersection, ReferenceGroup};
-use crate::model::DeviceChoice;
+use clip_audit::commands::aggregate::AggregateOptions;
+use clip_audit::commands::bench::{BenchOptions, Preset};
+use clip_audit::commands::check::CheckOptions;
+use clip_audit::commands::classify::ClassifyOptions;
+use clip_audit::commands::run::{CacheChoice, RunOptions};
+use clip_audit::images::{DEFAULT_MAX_IMAGE_PIXELS, ImageLimits};
+use clip_audit::metrics::{GroupingRequest, Intersection, ReferenceGroup};
+use clip_audit::model::{ComputeDtype, DeviceChoice, ModelName, ModelRequest, SourceOptions};
 
 /// Audit CLIP-style image-text models for social bias.
 #[derive(Debug, Parser)]
 #[command(name = "clip-audit", version, about, max_term_width = 100)]
 pub struct Cli {
     /// Worker threads for decoding and matrix kernels (default: all cores).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", value_parser = at_least_one)]
     pub threads: Option<usize>,
 
     /// What to do.
@@ -87,13 +93,6 @@ pub struct ImageLimitArgs {
     pub max_image_pixels: u64,
 }
 
-impl ImageLimitArgs {
-    /// The limits as the library takes them.
-    pub fn limits(&self) -> ImageLimits {
-        ImageLimits::new(self.max_image_pixels)
-    }
-}
-
 /// Values of `--dtype`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DtypeArg {
@@ -146,7 +145,7 @@ pub struct ClassifyArgs {
     pub format: OutputFormat,
 
     /// Images encoded per forward pass.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = at_least_one)]
     pub batch: usize,
 
     /// Bounds on each image.
@@ -167,38 +166,32 @@ pub struct BenchArgs {
 
     /// Random-weight architecture to build: vitb32, vitb16, vitl14 or vitl14-336.
     #[arg(long, default_value = "vitb32", value_name = "NAME")]
-    pub preset: String,
+    pub preset: Preset,
 
-    /// tokenizer.json for the random-weight preset.
-    #[arg(
-        long,
-        default_value = "tests/fixtures/tiny-clip/tokenizer.json",
-        value_name = "FILE"
-    )]
-    pub tokenizer: PathBuf,
+    /// tokenizer.json for the random-weight preset (default: the CLIP tokenizer built into the
+    /// binary).
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub tokenizer: Option<PathBuf>,
 
-    /// Probe set whose prompts the end-to-end run embeds.
-    #[arg(
-        long,
-        default_value = "probes/clip-paper-race.toml",
-        value_name = "FILE"
-    )]
-    pub probe: PathBuf,
+    /// Probe set whose prompts the end-to-end run embeds (default: the CLIP paper's race probe,
+    /// built into the binary).
+    #[arg(long, value_name = "FILE")]
+    pub probe: Option<PathBuf>,
 
     /// Folder of images for the end-to-end run (default: synthetic 448×448 JPEGs).
     #[arg(long, value_name = "DIR")]
     pub images: Option<PathBuf>,
 
     /// Number of images in the end-to-end run.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = at_least_one)]
     pub n: usize,
 
     /// Images per forward pass.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = at_least_one)]
     pub batch: usize,
 
     /// Timed repetitions of the encoder-only measurement (the median is reported).
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = at_least_one)]
     pub reps: usize,
 
     /// Measure the image encoder (and the machine's matrix multiply) only: no end-to-end run.
@@ -272,7 +265,7 @@ pub struct RunArgs {
     pub grouping: GroupingArgs,
 
     /// Images encoded per forward pass.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = at_least_one)]
     pub batch: usize,
 
     /// How many of the most probable labels to keep per image in the predictions.
@@ -380,6 +373,165 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+impl ModelArgs {
+    /// The model request: `--model` read as a folder or a Hub id, with `--revision` applied.
+    pub fn request(self, dtype: DtypeArg) -> ModelRequest {
+        ModelRequest {
+            model: ModelName {
+                name: self.model,
+                revision: self.revision,
+            },
+            source: SourceOptions {
+                offline: self.offline,
+                cache_dir: self.hub_cache,
+            },
+            device: self.device,
+            dtype: dtype.into(),
+        }
+    }
+}
+
+impl From<DtypeArg> for ComputeDtype {
+    fn from(dtype: DtypeArg) -> ComputeDtype {
+        match dtype {
+            DtypeArg::F32 => ComputeDtype::F32,
+            DtypeArg::Bf16 => ComputeDtype::Bf16,
+        }
+    }
+}
+
+impl From<OutputFormat> for clip_audit::commands::OutputFormat {
+    fn from(format: OutputFormat) -> Self {
+        match format {
+            OutputFormat::Table => Self::Table,
+            OutputFormat::Json => Self::Json,
+        }
+    }
+}
+
+impl GroupingArgs {
+    /// The grouping request and the report note.
+    fn request(self) -> (GroupingRequest, Option<String>) {
+        let request = GroupingRequest {
+            by: self.by,
+            intersections: self.intersect,
+            references: self.reference,
+        };
+        (request, self.note)
+    }
+}
+
+impl RunArgs {
+    /// The options of `run`; `command` is the command line recorded in `run.json`.
+    pub fn options(self, command: Vec<String>) -> RunOptions {
+        let dtype = self.model.dtype;
+        let (grouping, note) = self.grouping.request();
+        let cache = match (self.no_cache, self.cache_dir) {
+            (true, _) => CacheChoice::Off,
+            (false, Some(dir)) => CacheChoice::Dir(dir),
+            (false, None) => CacheChoice::Default,
+        };
+        RunOptions {
+            probe: self.probe,
+            dataset: self.dataset,
+            model: self.model.request(dtype),
+            out: self.out,
+            grouping,
+            note,
+            batch_size: self.batch,
+            top_k: self.top_k,
+            strict: self.strict,
+            max_skipped: self.max_skipped,
+            predictions_csv: self.predictions_csv,
+            cache,
+            image_limits: ImageLimits::new(self.image_limits.max_image_pixels),
+            command,
+        }
+    }
+}
+
+impl AggregateArgs {
+    /// The options of `aggregate`; `command` is the command line recorded in `run.json`.
+    pub fn options(self, command: Vec<String>) -> AggregateOptions {
+        let (grouping, note) = self.grouping.request();
+        AggregateOptions {
+            predictions: self.predictions,
+            probe: self.probe,
+            out: self.out,
+            label_column: self.label_column,
+            dataset: self.dataset,
+            grouping,
+            note,
+            command,
+        }
+    }
+}
+
+impl ClassifyArgs {
+    /// The options of `classify`.
+    pub fn options(self) -> ClassifyOptions {
+        let dtype = self.model.dtype;
+        ClassifyOptions {
+            model: self.model.request(dtype),
+            labels: self.labels,
+            labels_file: self.labels_file,
+            templates: self.templates,
+            top_k: self.top_k,
+            batch_size: self.batch,
+            image_limits: ImageLimits::new(self.image_limits.max_image_pixels),
+            images: self.images,
+        }
+    }
+}
+
+impl BenchArgs {
+    /// The options of `bench`.
+    pub fn options(self) -> BenchOptions {
+        let model = self.model.map(|name| ModelRequest {
+            model: ModelName {
+                name,
+                revision: None,
+            },
+            ..ModelRequest::local(std::path::Path::new(""))
+        });
+        BenchOptions {
+            model,
+            preset: self.preset,
+            tokenizer: self.tokenizer,
+            dtype: self.dtype.into(),
+            probe: self.probe,
+            images: self.images,
+            n: self.n,
+            batch_size: self.batch,
+            reps: self.reps,
+            encoder_only: self.encoder_only,
+        }
+    }
+}
+
+impl CheckArgs {
+    /// The options of `check`.
+    pub fn options(self) -> CheckOptions {
+        CheckOptions {
+            report: self.report,
+            rules: self.rules,
+            against: self.against,
+            junit: self.junit,
+            format: self.format.into(),
+        }
+    }
+}
+
+/// A count of at least 1 (`--batch`, `--threads`, `--n`, `--reps`).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "expected a whole number of at least 1, got {text:?}"
+        )),
+    }
 }
 
 /// A fraction between 0 and 1 inclusive (`--max-skipped`).

@@ -1,15 +1,10 @@
-//! Embeddings: class embeddings from label prompts (template ensembles) and image embeddings from
-//! files, in batches, with unreadable images returned as values for the caller to count.
-
-use std::path::PathBuf;
+//! Embeddings: class embeddings from label prompts (template ensembles) and image embeddings of
+//! preprocessed pixel batches (the streaming [`crate::pipeline`] feeds them).
 
 use candle_core::Tensor;
-use rayon::prelude::*;
 
-use crate::images::{AlphaMode, ImageLimits, ImageLoadError, load_rgb_with};
 use crate::model::LoadedModel;
 use crate::model::clip::l2_normalize;
-use crate::model::preprocess::preprocess;
 use crate::model::tokenizer::TokenizerError;
 
 /// The placeholder a template must contain.
@@ -93,16 +88,6 @@ pub fn class_embeddings(
     Ok(l2_normalize(&Tensor::stack(&rows, 0)?)?)
 }
 
-/// Image embeddings of a list of files, with the files that could not be read.
-pub struct ImageEmbeddings {
-    /// Normalised embeddings `[K, P]` of the readable images.
-    pub embeddings: Tensor,
-    /// For each embedding row, the index of its file in the input list.
-    pub indices: Vec<usize>,
-    /// Files that could not be read or decoded, by input index.
-    pub failures: Vec<(usize, ImageLoadError)>,
-}
-
 /// Pixel tensor `[B, 3, H, W]` for already-preprocessed CHW images.
 pub fn pixel_batch(model: &LoadedModel, pixels: Vec<Vec<f32>>) -> Result<Tensor, EmbedError> {
     // `LoadedModel::load` checked that preprocessing yields exactly this square size
@@ -115,60 +100,6 @@ pub fn pixel_batch(model: &LoadedModel, pixels: Vec<Vec<f32>>) -> Result<Tensor,
 /// Normalised image embeddings `[B, P]` for a pixel tensor.
 pub fn image_embeddings(model: &LoadedModel, pixels: &Tensor) -> Result<Tensor, EmbedError> {
     Ok(l2_normalize(&model.clip.image_features(pixels)?)?)
-}
-
-/// Decodes (within `limits`), preprocesses (in parallel, one image per worker thread) and encodes
-/// image files `batch_size` at a time; `on_batch` is told how many files each batch covered.
-pub fn embed_image_files(
-    model: &LoadedModel,
-    paths: &[PathBuf],
-    batch_size: usize,
-    limits: &ImageLimits,
-    mut on_batch: impl FnMut(usize),
-) -> Result<ImageEmbeddings, EmbedError> {
-    let batch_size = batch_size.max(1);
-    let mut parts = Vec::new();
-    let mut indices = Vec::new();
-    let mut failures = Vec::new();
-    for (chunk_no, chunk) in paths.chunks(batch_size).enumerate() {
-        let loaded: Vec<Result<Vec<f32>, ImageLoadError>> = chunk
-            .par_iter()
-            .map(|p| {
-                load_rgb_with(p, AlphaMode::default(), limits)
-                    .map(|img| preprocess(&img, &model.preprocess))
-            })
-            .collect();
-        let mut pixels = Vec::with_capacity(chunk.len());
-        for (offset, result) in loaded.into_iter().enumerate() {
-            let index = chunk_no * batch_size + offset;
-            match result {
-                Ok(p) => {
-                    pixels.push(p);
-                    indices.push(index);
-                }
-                Err(e) => failures.push((index, e)),
-            }
-        }
-        if !pixels.is_empty() {
-            let batch = pixel_batch(model, pixels)?;
-            parts.push(image_embeddings(model, &batch)?);
-        }
-        on_batch(chunk.len());
-    }
-    let embeddings = if parts.is_empty() {
-        Tensor::zeros(
-            (0, model.clip.config().projection_dim),
-            candle_core::DType::F32,
-            &model.device,
-        )?
-    } else {
-        Tensor::cat(&parts, 0)?
-    };
-    Ok(ImageEmbeddings {
-        embeddings,
-        indices,
-        failures,
-    })
 }
 
 /// Cosine similarities `[B, C]` between normalised image and class embeddings.

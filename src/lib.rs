@@ -1,13 +1,13 @@
 //! clip-audit: audit CLIP-style image-text models for social bias.
 //!
 //! The pipeline flows one way: images → embeddings → predictions (→ metrics → report). Each stage
-//! is a module; [`commands`] composes them for the binary, which only parses and prints.
+//! is a module; [`pipeline`] streams records through the model, and [`commands`] composes the
+//! stages for the binary, which only parses arguments into typed options and prints.
 
 #![warn(missing_docs)]
 
 pub mod check;
 pub mod classify;
-pub mod cli;
 pub mod commands;
 pub mod csv_cell;
 pub mod dataset;
@@ -20,6 +20,7 @@ pub mod images;
 pub mod input_file;
 pub mod metrics;
 pub mod model;
+pub mod pipeline;
 pub mod predictions;
 pub mod probe;
 pub mod provenance;

@@ -10,10 +10,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use clip_audit::cli::{BenchFormat, Cli, Command, ProbesCommand};
 use clip_audit::commands;
 
+mod cli;
 mod progress;
+
+use cli::{BenchFormat, Cli, Command, ProbesCommand};
 
 /// Prints a line to standard error, ignoring failures (there is nowhere left to report them).
 macro_rules! say {
@@ -42,14 +44,17 @@ fn emit(text: &str, code: ExitCode) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(n) = cli.threads.filter(|&n| n > 0) {
+    if let Some(n) = cli.threads {
         // SAFETY: nothing else runs yet (no thread has been spawned), so no concurrent reader
         // of the environment can observe the write; candle's kernels read it later.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
-    }
-    if let Err(e) = commands::configure_threads(cli.threads) {
-        say!("error: {e:#}");
-        return ExitCode::from(2);
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
+            say!("error: configuring the worker threads: {e}");
+            return ExitCode::from(2);
+        }
     }
     match run(cli.command) {
         Ok(code) => code,
@@ -60,11 +65,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command line of this process, as `run.json` and the report lock record it.
+fn command_line() -> Vec<String> {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => {
             let progress = progress::TerminalProgress::new();
-            let summary = commands::run::run(&args, &progress).context("run")?;
+            let options = args.options(command_line());
+            let summary = commands::run::run(&options, &progress).context("run")?;
             progress.finish();
             for warning in &summary.warnings {
                 say!("warning: {warning}");
@@ -78,7 +91,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Aggregate(args) => {
-            let summary = commands::aggregate::run(&args).context("aggregate")?;
+            let options = args.options(command_line());
+            let summary = commands::aggregate::run(&options).context("aggregate")?;
             for warning in &summary.warnings {
                 say!("warning: {warning}");
             }
@@ -90,7 +104,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => {
-            let outcome = commands::check::run(&args)?;
+            let outcome = commands::check::run(&args.options())?;
             let code = if outcome.passed {
                 ExitCode::SUCCESS
             } else {
@@ -111,13 +125,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             emit(&commands::probes::show(&file, json)?, ExitCode::SUCCESS)
         }
         Command::Classify(args) => {
-            let report = commands::classify::run(&args).context("classify")?;
+            let format = args.format.into();
+            let report = commands::classify::run(&args.options()).context("classify")?;
             let code = if report.skipped.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             };
-            let code = emit(&commands::classify::render(&report, args.format)?, code)?;
+            let code = emit(&commands::classify::render(&report, format)?, code)?;
             for failure in &report.skipped {
                 say!("skipped {}: {}", failure.path, failure.reason);
             }
@@ -131,12 +146,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(code)
         }
         Command::Bench(args) => {
-            let results = commands::bench::run(&args, |line| say!("{line}")).context("bench")?;
-            let report = match args.format {
+            let (format, out) = (args.format, args.out.clone());
+            let options = args.options();
+            let results = commands::bench::run(&options, |line| say!("{line}")).context("bench")?;
+            let report = match format {
                 BenchFormat::Markdown => commands::bench::markdown(&results)?,
                 BenchFormat::Json => serde_json::to_string_pretty(&results)? + "\n",
             };
-            if let Some(path) = &args.out {
+            if let Some(path) = &out {
                 clip_audit::report_folder::write_file_atomically(path, report.as_bytes())?;
             }
             emit(&report, ExitCode::SUCCESS)

@@ -1,6 +1,16 @@
-//! Pieces of the provenance record (`run.json`) shared by every command that writes a report.
+//! The provenance record, `run.json`: one versioned type written last into every report folder
+//! (by `run` and `aggregate`), documented field by field in `reports/README.md`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Serialize;
+
+use crate::model::{ComputePlan, ModelOrigin};
+
+/// The version of the `run.json` layout this build writes. It rises whenever a field is removed
+/// or changes meaning (adding a field does not); readers refuse a newer version.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// The tool that wrote a report: `{"name": "clip-audit", "version": "…"}` in `run.json`.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -21,11 +31,135 @@ impl ToolInfo {
     }
 }
 
-/// The command line of this process, as `run.json` and the report lock record it.
-pub fn command_line() -> Vec<String> {
-    std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect()
+/// Which command wrote a report folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    /// `clip-audit run`: a model applied to a dataset.
+    Run,
+    /// `clip-audit aggregate`: existing predictions tabulated.
+    Aggregate,
+}
+
+/// Everything `run.json` records about how a report was made. Every key is always present;
+/// a section that does not apply to the command (`model` for `aggregate`) is `null`.
+#[derive(Debug, Serialize)]
+pub struct RunRecord {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The command that wrote the report.
+    pub kind: ReportKind,
+    /// Name and version of the tool.
+    pub tool: ToolInfo,
+    /// The command line, as the caller passed it in.
+    pub command: Vec<String>,
+    /// When the command started, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub started_utc: String,
+    /// The probe set.
+    pub probe: ProbeRecord,
+    /// The model (`run` only).
+    pub model: Option<ModelRecord>,
+    /// The embedding cache and what it did (`run` with a cache only).
+    pub embedding_cache: Option<CacheRecord>,
+    /// The dataset (`run`; `aggregate` with `--dataset`).
+    pub dataset: Option<DatasetRecord>,
+    /// The predictions files tabulated (`aggregate` only; empty for `run`).
+    pub predictions: Vec<InputFileRecord>,
+    /// Where the attribute vocabularies came from (`aggregate` only).
+    pub vocabulary_from: Option<String>,
+    /// Records read (images for `run`, prediction rows for `aggregate`).
+    pub records: u64,
+    /// Records classified and counted in the tables.
+    pub classified: u64,
+    /// Records skipped, each listed in `skipped.csv`.
+    pub skipped: u64,
+    /// `skipped / records` (0 when there are no records).
+    pub skipped_fraction: f64,
+    /// Images per forward pass (`run` only).
+    pub batch_size: Option<usize>,
+    /// Labels kept per image in the predictions (`run` only).
+    pub top_k: Option<usize>,
+    /// Worker threads (`run` only).
+    pub threads: Option<usize>,
+    /// The device, e.g. `cpu` or `cuda:0` (`run` only).
+    pub device: Option<String>,
+    /// Wall seconds per phase (`model_load`, `prompts`, `images`, `total`; empty for `aggregate`).
+    pub timings_s: BTreeMap<&'static str, f64>,
+    /// Warnings shown to the user.
+    pub warnings: Vec<String>,
+}
+
+impl RunRecord {
+    /// Writes the record as `run.json` in `dir` (pretty JSON, keys in declaration order).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n";
+        std::fs::write(dir.join("run.json"), text)
+    }
+}
+
+/// The probe set of a report.
+#[derive(Debug, Serialize)]
+pub struct ProbeRecord {
+    /// Its `name`.
+    pub name: String,
+    /// The file as given on the command line.
+    pub file: String,
+    /// Content hash of the resolved probe (see `clip-audit probes show`).
+    pub content_hash: String,
+    /// Number of classes (labels).
+    pub classes: usize,
+}
+
+/// The model of a run.
+#[derive(Debug, Serialize)]
+pub struct ModelRecord {
+    /// Display name (folder name or Hub id).
+    pub name: String,
+    /// Local folder, or Hub repository, revision and resolved commit.
+    pub origin: ModelOrigin,
+    /// SHA-256 of each checkpoint file, by file name.
+    pub sha256: BTreeMap<String, String>,
+    /// The checkpoint's `exp(logit_scale)` applied to cosine similarities.
+    pub logit_scale: f32,
+    /// Number format and image tower that ran, and why they differ from what was asked.
+    pub compute: ComputePlan,
+}
+
+/// The embedding cache of a run.
+#[derive(Debug, Serialize)]
+pub struct CacheRecord {
+    /// The model's folder inside the cache.
+    pub dir: String,
+    /// Images whose embedding came from the cache.
+    pub hits: u64,
+    /// Images encoded because the cache had no (valid) entry.
+    pub misses: u64,
+    /// Entries stored by this run.
+    pub written: u64,
+    /// Entries found invalid or unreadable (and encoded again).
+    pub corrupt: u64,
+}
+
+/// The dataset of a report.
+#[derive(Debug, Serialize)]
+pub struct DatasetRecord {
+    /// Its name (the spec's `name`, or the label file's).
+    pub name: String,
+    /// The `--dataset` argument as given.
+    pub argument: String,
+    /// SHA-256 of the spec or label file.
+    pub spec_sha256: String,
+    /// Where its records came from (format, files and their hashes, Hub commit).
+    pub source: serde_json::Value,
+}
+
+/// An input file with its hash.
+#[derive(Debug, Serialize)]
+pub struct InputFileRecord {
+    /// The file as given.
+    pub file: String,
+    /// Its SHA-256.
+    pub sha256: String,
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no time-zone crate needed).

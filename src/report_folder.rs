@@ -19,6 +19,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::provenance::SCHEMA_VERSION;
+
 /// The file that marks a report folder as complete; written last.
 pub const COMPLETE_MARKER: &str = "run.json";
 
@@ -442,7 +444,16 @@ pub fn require_complete(dir: &Path) -> Result<(), ReportFolderError> {
             env!("CARGO_PKG_NAME")
         )));
     }
-    Ok(())
+    // reports written before run.json was versioned have no schema_version: version 0
+    let version = value.get("schema_version").map_or(Some(0), |v| v.as_u64());
+    match version {
+        Some(v) if v <= u64::from(SCHEMA_VERSION) => Ok(()),
+        _ => Err(incomplete(format!(
+            "{COMPLETE_MARKER} has schema_version {}, but this clip-audit reads at most {SCHEMA_VERSION} \
+             (the report was written by a newer clip-audit)",
+            value["schema_version"]
+        ))),
+    }
 }
 
 /// Refuses a predictions file that sits in a report folder that did not finish (a staging folder,

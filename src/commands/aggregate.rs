@@ -1,120 +1,177 @@
 //! `clip-audit aggregate`: the audit report from existing predictions — from any classifier, or
 //! from the shards of a split run — without touching a model.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use serde::Serialize;
 
-use crate::cli::AggregateArgs;
 use crate::dataset::{Dataset, DatasetOptions};
+use crate::digest::sha256_file;
 use crate::export::{Report, write_report};
 use crate::id_index::IdLog;
-use crate::metrics::{Attribute, MetricsAccumulator};
-use crate::model::source::sha256_file;
+use crate::metrics::{Attribute, AuditMetrics, GroupingRequest, MetricsAccumulator, MetricsSetup};
 use crate::predictions::{PredictionsError, PredictionsFile};
 use crate::probe::ProbeSet;
-
-use super::run::{RunSummary, metrics_setup, report_context};
-use crate::provenance::{ToolInfo, command_line};
+use crate::provenance::{
+    DatasetRecord, InputFileRecord, ProbeRecord, ReportKind, RunRecord, SCHEMA_VERSION, ToolInfo,
+    utc_now,
+};
 use crate::report_folder::{StagedReport, require_complete_source};
 
-/// Provenance of an aggregation (`run.json`).
-#[derive(Debug, Serialize)]
-struct AggregateProvenance {
-    tool: ToolInfo,
-    command: Vec<String>,
-    kind: &'static str,
-    probe: serde_json::Value,
-    predictions: Vec<serde_json::Value>,
-    vocabulary_from: String,
-    classified: u64,
-    warnings: Vec<String>,
+use super::run::RunSummary;
+use super::tabulation::{metrics_setup, report_context};
+
+/// Everything `aggregate` needs, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct AggregateOptions {
+    /// Predictions files (CSV or Parquet; several shards are combined).
+    pub predictions: Vec<PathBuf>,
+    /// The probe set whose labels the predictions use.
+    pub probe: PathBuf,
+    /// The report folder to write.
+    pub out: PathBuf,
+    /// The column holding the predicted label.
+    pub label_column: String,
+    /// A dataset spec or label CSV giving the attribute vocabularies (default: the values found).
+    pub dataset: Option<PathBuf>,
+    /// What to tabulate.
+    pub grouping: GroupingRequest,
+    /// A note shown at the top of the report.
+    pub note: Option<String>,
+    /// The command line, recorded in `run.json` and the report lock.
+    pub command: Vec<String>,
 }
 
 /// Reads the predictions, computes the metrics and writes the report folder.
-pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
-    let command = command_line();
-    for path in &args.predictions {
+pub fn run(options: &AggregateOptions) -> anyhow::Result<RunSummary> {
+    let started_utc = utc_now();
+    for path in &options.predictions {
         require_complete_source(path)?;
     }
-    let probe = ProbeSet::load(&args.probe)?;
+    let probe = ProbeSet::load(&options.probe)?;
+    let files = open_files(options, &probe)?;
+    let (attributes, dataset) = vocabularies(options, &files)?;
+    probe.check_attributes(files[0].attributes())?;
+    let mut warnings = Vec::new();
+    let setup = metrics_setup(&probe, &attributes, &options.grouping, &mut warnings)?;
+    let metrics = tabulate(&files, &probe, setup.clone())?;
+    let stage = StagedReport::begin(&options.out, &options.command.join(" "))?;
+    let context = report_context(
+        format!("{} (aggregated predictions)", probe.name),
+        &probe,
+        &setup,
+        "predictions file".into(),
+        options
+            .predictions
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        options.note.clone(),
+    );
+    let report = Report {
+        context: &context,
+        metrics: &metrics,
+    };
+    write_report(&report, stage.dir())?;
+    let record = run_record(options, &probe, dataset, &metrics, started_utc, &warnings)?;
+    record
+        .write(stage.dir())
+        .with_context(|| format!("writing {}", stage.dir().join("run.json").display()))?;
+    Ok(RunSummary {
+        out: stage.commit()?,
+        classified: metrics.n,
+        skipped: 0,
+        warnings,
+    })
+}
+
+/// Opens every predictions file (streamed: CSV row by row, Parquet a row group at a time) with
+/// the attribute columns the tabulation needs, and checks that they agree.
+fn open_files(
+    options: &AggregateOptions,
+    probe: &ProbeSet,
+) -> anyhow::Result<Vec<PredictionsFile>> {
+    let wanted = wanted_columns(&options.grouping, probe);
+    let files = options
+        .predictions
+        .iter()
+        .map(|path| PredictionsFile::open(path, &options.label_column, wanted.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = &files[0];
+    for file in files.iter().skip(1) {
+        anyhow::ensure!(
+            file.attributes() == first.attributes(),
+            "{}: attribute columns {:?} differ from {}'s {:?}",
+            file.path().display(),
+            file.attributes(),
+            first.path().display(),
+            first.attributes()
+        );
+    }
+    Ok(files)
+}
+
+/// The attribute columns to read: `None` (all) unless `--by` narrows them, in which case the
+/// intersections' parts and the probe's `match` attributes are added.
+fn wanted_columns(request: &GroupingRequest, probe: &ProbeSet) -> Option<Vec<String>> {
+    if request.by.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = request.by.clone();
+    let parts = request.intersections.iter().flat_map(|i| &i.attributes);
+    let matched = probe.classes.iter().flat_map(|c| c.matches.keys());
+    for name in parts.chain(matched) {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    Some(names)
+}
+
+/// The attributes' vocabularies: from `--dataset` (with its record), or the values found.
+fn vocabularies(
+    options: &AggregateOptions,
+    files: &[PredictionsFile],
+) -> anyhow::Result<(Vec<Attribute>, Option<Dataset>)> {
+    let names = files[0].attributes();
+    let Some(spec) = &options.dataset else {
+        return Ok((observed_vocabularies(names, files)?, None));
+    };
+    let dataset = Dataset::open(spec, &DatasetOptions::default())?;
+    let attributes = names
+        .iter()
+        .map(|name| {
+            dataset
+                .attributes()
+                .iter()
+                .find(|a| &a.name == name)
+                .cloned()
+                .with_context(|| {
+                    format!(
+                        "predictions column `{name}` is not an attribute of {}",
+                        spec.display()
+                    )
+                })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((attributes, Some(dataset)))
+}
+
+/// Counts every prediction row, refusing unknown labels and ids seen twice (overlapping shards).
+fn tabulate(
+    files: &[PredictionsFile],
+    probe: &ProbeSet,
+    setup: MetricsSetup,
+) -> anyhow::Result<AuditMetrics> {
     let label_index: HashMap<String, usize> = probe
         .labels()
         .into_iter()
         .enumerate()
         .map(|(i, l)| (l, i))
         .collect();
-    let wanted: Option<Vec<String>> = if args.grouping.by.is_empty() {
-        None
-    } else {
-        let mut names: Vec<String> = args.grouping.by.clone();
-        for spec in &args.grouping.intersect {
-            for part in &spec.attributes {
-                if !names.contains(part) {
-                    names.push(part.clone());
-                }
-            }
-        }
-        for class in &probe.classes {
-            for attribute in class.matches.keys() {
-                if !names.contains(attribute) {
-                    names.push(attribute.clone());
-                }
-            }
-        }
-        Some(names)
-    };
-    // Files are streamed (CSV row by row, Parquet a row group at a time): memory stays flat in
-    // the number of predictions.
-    let files = args
-        .predictions
-        .iter()
-        .map(|path| PredictionsFile::open(path, &args.label_column, wanted.as_deref()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let attribute_names = files[0].attributes().to_vec();
-    for file in files.iter().skip(1) {
-        anyhow::ensure!(
-            file.attributes() == attribute_names,
-            "{}: attribute columns {:?} differ from {}'s {:?}",
-            file.path().display(),
-            file.attributes(),
-            files[0].path().display(),
-            attribute_names
-        );
-    }
-
-    let (attributes, vocabulary_from) = match &args.dataset {
-        Some(spec) => {
-            let dataset = Dataset::open(spec, &DatasetOptions::default())?;
-            let attributes = attribute_names
-                .iter()
-                .map(|name| {
-                    dataset
-                        .attributes()
-                        .iter()
-                        .find(|a| &a.name == name)
-                        .cloned()
-                        .with_context(|| {
-                            format!(
-                                "predictions column `{name}` is not an attribute of {}",
-                                spec.display()
-                            )
-                        })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            (attributes, spec.display().to_string())
-        }
-        None => (
-            observed_vocabularies(&attribute_names, &files)?,
-            "values found in the predictions".to_string(),
-        ),
-    };
-    probe.check_attributes(&attribute_names)?;
-    let mut warnings = Vec::new();
-    let setup = metrics_setup(&probe, &attributes, &args.grouping, &mut warnings)?;
-    let mut accumulator = MetricsAccumulator::new(setup.clone());
+    let mut accumulator = MetricsAccumulator::new(setup);
     // every id as a 64-bit hash and its (file, data row) packed in 64 bits: 16 bytes a row
     anyhow::ensure!(
         files.len() < 1 << 16,
@@ -145,6 +202,12 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
             accumulator.add(&row.values, *class).with_context(at)?;
         }
     }
+    refuse_duplicate_ids(ids, files)?;
+    Ok(accumulator.finish())
+}
+
+/// Fails, naming both rows, when an id appears twice across the files.
+fn refuse_duplicate_ids(ids: IdLog, files: &[PredictionsFile]) -> anyhow::Result<()> {
     let unpack = |location: u64| ((location >> 48) as usize, location & ((1 << 48) - 1));
     if let Some(duplicate) = ids.first_duplicate(|location| {
         let (file, row) = unpack(location);
@@ -160,60 +223,65 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<RunSummary> {
             files[first_file].path().display()
         );
     }
-    let metrics = accumulator.finish();
-    let stage = StagedReport::begin(&args.out, &command.join(" "))?;
-    let out_dir = stage.dir();
-    let context = report_context(
-        format!("{} (aggregated predictions)", probe.name),
-        &probe,
-        &setup,
-        "predictions file".into(),
-        args.predictions
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        args.grouping.note.clone(),
-    );
-    write_report(
-        &Report {
-            context: &context,
-            metrics: &metrics,
-        },
-        out_dir,
-    )?;
-    let provenance = AggregateProvenance {
-        tool: ToolInfo::current(),
-        command,
-        kind: "aggregate",
-        probe: serde_json::json!({
-            "name": probe.name,
-            "file": args.probe.display().to_string(),
-            "content_hash": probe.content_hash(),
-        }),
-        predictions: args
-            .predictions
-            .iter()
-            .map(|p| {
-                Ok(serde_json::json!({
-                    "file": p.display().to_string(),
-                    "sha256": sha256_file(p)?,
-                }))
+    Ok(())
+}
+
+/// The provenance record of an aggregation.
+fn run_record(
+    options: &AggregateOptions,
+    probe: &ProbeSet,
+    dataset: Option<Dataset>,
+    metrics: &AuditMetrics,
+    started_utc: String,
+    warnings: &[String],
+) -> anyhow::Result<RunRecord> {
+    let predictions = options
+        .predictions
+        .iter()
+        .map(|p| {
+            let (sha256, _) = sha256_file(p).with_context(|| format!("hashing {}", p.display()))?;
+            Ok(InputFileRecord {
+                file: p.display().to_string(),
+                sha256,
             })
-            .collect::<anyhow::Result<Vec<_>>>()?,
-        vocabulary_from,
-        classified: metrics.n,
-        warnings: warnings.clone(),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let vocabulary_from = match &options.dataset {
+        Some(spec) => spec.display().to_string(),
+        None => "values found in the predictions".to_string(),
     };
-    let run_json: PathBuf = out_dir.join("run.json");
-    std::fs::write(&run_json, serde_json::to_string_pretty(&provenance)? + "\n")
-        .with_context(|| format!("writing {}", run_json.display()))?;
-    let out = stage.commit()?;
-    Ok(RunSummary {
-        out,
+    Ok(RunRecord {
+        schema_version: SCHEMA_VERSION,
+        kind: ReportKind::Aggregate,
+        tool: ToolInfo::current(),
+        command: options.command.clone(),
+        started_utc,
+        probe: ProbeRecord {
+            name: probe.name.clone(),
+            file: options.probe.display().to_string(),
+            content_hash: probe.content_hash(),
+            classes: probe.classes.len(),
+        },
+        model: None,
+        embedding_cache: None,
+        dataset: dataset.map(|dataset| DatasetRecord {
+            name: dataset.name().to_string(),
+            argument: vocabulary_from.clone(),
+            spec_sha256: dataset.spec_hash().to_string(),
+            source: dataset.provenance(),
+        }),
+        predictions,
+        vocabulary_from: Some(vocabulary_from),
+        records: metrics.n,
         classified: metrics.n,
         skipped: 0,
-        warnings,
+        skipped_fraction: 0.0,
+        batch_size: None,
+        top_k: None,
+        threads: None,
+        device: None,
+        timings_s: BTreeMap::new(),
+        warnings: warnings.to_vec(),
     })
 }
 

@@ -17,19 +17,110 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::classify::ZeroShotClassifier;
-use crate::cli::{BenchArgs, DtypeArg, ModelArgs};
-use crate::embed::{class_embeddings, embed_image_files, image_embeddings};
-use crate::images::load_rgb;
+use crate::dataset::{ImageSource, Record, RecordItem};
+use crate::embed::{class_embeddings, image_embeddings};
+use crate::images::ImageLimits;
 use crate::model::ClipConfig;
-use crate::model::preprocess::preprocess;
-use crate::model::{ComputeDtype, LoadedModel};
+use crate::model::{ComputeDtype, LoadedModel, ModelRequest};
+use crate::pipeline::{Outcome, Pipeline, image_pixels};
 use crate::probe::ProbeSet;
 
+/// The CLIP tokenizer (OpenAI's vocabulary) used with a random-weight preset by default.
+const BUILTIN_TOKENIZER: &[u8] = include_bytes!("../../tests/fixtures/tiny-clip/tokenizer.json");
+
+/// The probe whose prompts the end-to-end run embeds by default: the CLIP paper's race probe.
+const BUILTIN_PROBE: &str = include_str!("../../probes/clip-paper-race.toml");
+
+/// Everything `bench` needs, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// A checkpoint to measure, or `None` for a random-weight preset.
+    pub model: Option<ModelRequest>,
+    /// The random-weight architecture built when no checkpoint is given.
+    pub preset: Preset,
+    /// tokenizer.json for the preset (default: the built-in CLIP tokenizer).
+    pub tokenizer: Option<PathBuf>,
+    /// Number format of the image encoder.
+    pub dtype: ComputeDtype,
+    /// Probe set whose prompts the end-to-end run embeds (default: the built-in
+    /// `clip-paper-race`).
+    pub probe: Option<PathBuf>,
+    /// Folder of images for the end-to-end run (default: synthetic 448×448 JPEGs).
+    pub images: Option<PathBuf>,
+    /// Number of images in the end-to-end run (at least 1).
+    pub n: usize,
+    /// Images per forward pass (at least 1).
+    pub batch_size: usize,
+    /// Timed repetitions of the encoder-only measurement (at least 1).
+    pub reps: usize,
+    /// Measure the image encoder and the matrix multiply only.
+    pub encoder_only: bool,
+}
+
+/// A random-weight architecture `bench` can build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// ViT-B/32 at 224 px.
+    VitB32,
+    /// ViT-B/16 at 224 px.
+    VitB16,
+    /// ViT-L/14 at 224 px.
+    VitL14,
+    /// ViT-L/14 at 336 px.
+    VitL14At336,
+}
+
+impl Preset {
+    /// The presets with their names, in the order the help lists them.
+    pub const ALL: [(&'static str, Preset); 4] = [
+        ("vitb32", Preset::VitB32),
+        ("vitb16", Preset::VitB16),
+        ("vitl14", Preset::VitL14),
+        ("vitl14-336", Preset::VitL14At336),
+    ];
+
+    /// The preset's short name, e.g. `vitb32`.
+    pub fn name(self) -> &'static str {
+        Preset::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("?", |(name, _)| name)
+    }
+
+    /// The architecture.
+    pub fn config(self) -> ClipConfig {
+        match self {
+            Preset::VitB32 => ClipConfig::vit_base_patch32(),
+            Preset::VitB16 => ClipConfig::vit_base_patch16(),
+            Preset::VitL14 => ClipConfig::vit_large_patch14(),
+            Preset::VitL14At336 => ClipConfig::vit_large_patch14_336(),
+        }
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Preset::ALL
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|&(_, preset)| preset)
+            .ok_or_else(|| format!("{text:?}: expected one of vitb32, vitb16, vitl14, vitl14-336"))
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Runs the benchmark; `progress` receives one line per phase.
-pub fn run(args: &BenchArgs, mut progress: impl FnMut(&str)) -> anyhow::Result<BenchResults> {
+pub fn run(options: &BenchOptions, mut progress: impl FnMut(&str)) -> anyhow::Result<BenchResults> {
     let scratch = std::env::temp_dir().join(format!("clip-audit-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    let result = run_in(args, &scratch, &mut progress);
+    let result = run_in(options, &scratch, &mut progress);
     // the scratch folder holds a large random checkpoint: always remove it
     let _ = std::fs::remove_dir_all(&scratch);
     result
@@ -116,64 +207,37 @@ pub struct EndToEndResult {
 }
 
 fn run_in(
-    args: &BenchArgs,
+    options: &BenchOptions,
     scratch: &Path,
     progress: &mut impl FnMut(&str),
 ) -> anyhow::Result<BenchResults> {
-    anyhow::ensure!(
-        args.n > 0 && args.batch > 0 && args.reps > 0,
-        "--n, --batch and --reps must be positive"
-    );
-    let (model_name, mut model_args) = match &args.model {
-        Some(m) => (m.clone(), model_args(m)),
-        None => {
-            let config = ClipConfig::by_preset_name(&args.preset).with_context(|| {
-                format!(
-                    "unknown preset {:?} (vitb32, vitb16, vitl14, vitl14-336)",
-                    args.preset
-                )
-            })?;
-            progress(&format!(
-                "writing a random-weight {} checkpoint",
-                args.preset
-            ));
-            let dir = scratch.join("model");
-            write_random_checkpoint(&config, &args.tokenizer, &dir, 0)?;
-            (
-                format!("{} (random weights)", args.preset),
-                model_args(&dir.display().to_string()),
-            )
-        }
-    };
-    model_args.dtype = args.dtype;
-
+    let (model_name, request) = model_to_measure(options, scratch, progress)?;
     // the end-to-end run loads the model as part of what it times; the encoder reuses it
-    let (end_to_end, model) = if args.encoder_only {
-        (None, super::load_model(&model_args)?)
+    let (end_to_end, model) = if options.encoder_only {
+        (None, request.load()?)
     } else {
-        let (result, model) = time_end_to_end(args, &model_args, scratch, progress)?;
+        let (result, model) = time_end_to_end(options, &request, scratch, progress)?;
         (Some(result), model)
     };
-
     progress("image encoder only");
-    let timing = time_encoder(&model, args.batch, args.reps)?;
+    let timing = time_encoder(&model, options.batch_size, options.reps)?;
     let gflop = encoder_gflop(model.clip.config());
     progress("matrix multiply only");
-    let gemm = time_gemm(args.reps.max(5), false);
+    let gemm = time_gemm(options.reps.max(5), false);
     let gemm_bf16 =
-        (model.compute.used == ComputeDtype::Bf16).then(|| time_gemm(args.reps.max(5), true));
+        (model.compute.used == ComputeDtype::Bf16).then(|| time_gemm(options.reps.max(5), true));
     Ok(BenchResults {
         model: model_name,
         cpu: cpu_name(),
         amx: crate::model::kernels::cpu_has_amx_bf16(),
-        threads: super::thread_count(),
+        threads: rayon::current_num_threads(),
         encoder: EncoderResult {
             images_per_s: timing.median,
             best_images_per_s: timing.best,
             gflops: gflop * timing.median,
             gflop_per_image: gflop,
-            batch: args.batch,
-            reps: args.reps,
+            batch: options.batch_size,
+            reps: options.reps,
             dtype: model.compute.used.name(),
             requested_dtype: model.compute.requested.name(),
             kernel: format!(
@@ -189,62 +253,147 @@ fn run_in(
     })
 }
 
-/// Times the path a user's run takes, from the model load to the predictions; returns the
-/// loaded model too.
+/// The checkpoint to measure and its display name: the one given, or a random-weight preset
+/// written to `scratch`.
+fn model_to_measure(
+    options: &BenchOptions,
+    scratch: &Path,
+    progress: &mut impl FnMut(&str),
+) -> anyhow::Result<(String, ModelRequest)> {
+    if let Some(request) = &options.model {
+        let name = request.model.name.clone();
+        let request = ModelRequest {
+            dtype: options.dtype,
+            ..request.clone()
+        };
+        return Ok((name, request));
+    }
+    let preset = options.preset;
+    progress(&format!("writing a random-weight {preset} checkpoint"));
+    let tokenizer = match &options.tokenizer {
+        Some(path) => path.clone(),
+        None => write_scratch_file(scratch, "tokenizer.json", BUILTIN_TOKENIZER)?,
+    };
+    let dir = scratch.join("model");
+    write_random_checkpoint(&preset.config(), &tokenizer, &dir, 0)?;
+    let request = ModelRequest {
+        dtype: options.dtype,
+        ..ModelRequest::local(&dir)
+    };
+    Ok((format!("{preset} (random weights)"), request))
+}
+
+/// Writes `bytes` to `scratch/name` and returns the path.
+fn write_scratch_file(scratch: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    let path = scratch.join(name);
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Times the path a user's run takes — model load, prompt embeddings, then the streaming
+/// pipeline of `run` over every image — and returns the loaded model too.
 fn time_end_to_end(
-    args: &BenchArgs,
-    model_args: &ModelArgs,
+    options: &BenchOptions,
+    request: &ModelRequest,
     scratch: &Path,
     progress: &mut impl FnMut(&str),
 ) -> anyhow::Result<(EndToEndResult, LoadedModel)> {
-    let images = match &args.images {
-        Some(dir) => list_images(dir, args.n)?,
+    let images = match &options.images {
+        Some(dir) => list_images(dir, options.n)?,
         None => {
-            progress(&format!("synthesising {} 448×448 JPEGs", args.n));
-            synthesize_images(&scratch.join("images"), args.n, 448)?
+            progress(&format!("synthesising {} 448×448 JPEGs", options.n));
+            synthesize_images(&scratch.join("images"), options.n, 448)?
         }
     };
-    let probe = ProbeSet::load(&args.probe)?;
+    let probe_file = match &options.probe {
+        Some(path) => path.clone(),
+        None => write_scratch_file(scratch, "clip-paper-race.toml", BUILTIN_PROBE.as_bytes())?,
+    };
+    let probe = ProbeSet::load(&probe_file)?;
     progress("end-to-end run");
     let start = Instant::now();
-    let model = super::load_model(model_args)?;
+    let model = request.load()?;
     let loaded = start.elapsed().as_secs_f64();
     let classes = class_embeddings(&model, &probe.prompts())?;
     let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.clip.logit_scale());
     let prompts_done = start.elapsed().as_secs_f64();
-    let limits = crate::images::ImageLimits::default();
-    let embedded = embed_image_files(&model, &images, args.batch, &limits, |_| {})?;
-    let predictions = classifier.classify(&embedded.embeddings, 5)?;
+    let classified = classify_files(&model, &classifier, &images, options.batch_size)?;
     let total = start.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        embedded.failures.is_empty(),
-        "{} benchmark images could not be read",
-        embedded.failures.len()
-    );
-
     progress("preprocessing only");
-    let t = Instant::now();
-    let decoded: usize = images
-        .par_iter()
-        .map(|p| load_rgb(p).map(|img| preprocess(&img, &model.preprocess).len()))
-        .filter(Result::is_ok)
-        .count();
+    let preprocess_images_per_s = preprocess_rate(&model, &images);
     let result = EndToEndResult {
         images: images.len(),
-        source: match &args.images {
+        source: match &options.images {
             Some(d) => d.display().to_string(),
             None => "synthetic 448×448 JPEG".into(),
         },
-        images_per_s: predictions.len() as f64 / total,
+        images_per_s: classified as f64 / total,
         wall_s: total,
         model_load_s: loaded,
         prompts: probe.prompts().iter().map(Vec::len).sum(),
         probe: probe.name.clone(),
         prompts_s: prompts_done - loaded,
         images_s: total - prompts_done,
-        preprocess_images_per_s: decoded as f64 / t.elapsed().as_secs_f64(),
+        preprocess_images_per_s,
     };
     Ok((result, model))
+}
+
+/// Classifies image files through [`Pipeline`] (no cache, as a first run); every one must be
+/// readable. Returns how many were classified.
+fn classify_files(
+    model: &LoadedModel,
+    classifier: &ZeroShotClassifier,
+    images: &[PathBuf],
+    batch_size: usize,
+) -> anyhow::Result<usize> {
+    let pipeline = Pipeline {
+        model,
+        classifier,
+        cache: None,
+        batch_size,
+        top_k: 5,
+        limits: ImageLimits::default(),
+    };
+    let records = images.iter().enumerate().map(|(i, path)| {
+        Ok::<_, anyhow::Error>(RecordItem::Record(Record {
+            id: i.to_string(),
+            image: ImageSource::File(path.clone()),
+            values: Vec::new(),
+        }))
+    });
+    let (mut classified, mut skipped) = (0, Vec::new());
+    pipeline.run(
+        records,
+        |outcomes| {
+            for outcome in outcomes {
+                match outcome {
+                    Outcome::Classified(_) => classified += 1,
+                    Outcome::Skipped(s) => skipped.push(s),
+                }
+            }
+            Ok(())
+        },
+        &|_| {},
+    )?;
+    anyhow::ensure!(
+        skipped.is_empty(),
+        "{} benchmark images could not be read",
+        skipped.len()
+    );
+    Ok(classified)
+}
+
+/// Images/s of reading, decoding and preprocessing alone (the pipeline's per-image step, on all
+/// worker threads).
+fn preprocess_rate(model: &LoadedModel, images: &[PathBuf]) -> f64 {
+    let limits = ImageLimits::default();
+    let t = Instant::now();
+    let decoded = images
+        .par_iter()
+        .filter(|p| image_pixels(&ImageSource::File(p.to_path_buf()), model, &limits).is_ok())
+        .count();
+    decoded as f64 / t.elapsed().as_secs_f64()
 }
 
 /// Renders the results as the Markdown report.
@@ -335,17 +484,6 @@ pub fn markdown(r: &BenchResults) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
-fn model_args(model: &str) -> ModelArgs {
-    ModelArgs {
-        model: model.to_string(),
-        revision: None,
-        offline: false,
-        hub_cache: None,
-        device: crate::model::DeviceChoice::Cpu,
-        dtype: DtypeArg::F32,
-    }
-}
-
 struct EncoderTiming {
     median: f64,
     best: f64,
@@ -380,7 +518,7 @@ fn time_gemm(reps: usize, bf16: bool) -> GemmResult {
     let b = rng.normals(k * n, 1.0);
     let packed = bf16.then(|| PackedBf16::pack(&b, k, n));
     let mut c = vec![0.0f32; m * n];
-    let threads = super::thread_count();
+    let threads = rayon::current_num_threads();
     let mut product = || {
         let t = Instant::now();
         match &packed {

@@ -1,8 +1,26 @@
 //! `clip-audit check`: evaluate fairness rules against a report folder for CI.
 
 use crate::check::{ReportTables, all_pass, evaluate, load_rules, render_junit, render_table};
-use crate::cli::{CheckArgs, OutputFormat};
+use std::path::PathBuf;
+
 use crate::report_folder::write_file_atomically;
+
+use super::OutputFormat;
+
+/// Everything `check` needs, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// The report folder to judge.
+    pub report: PathBuf,
+    /// The rules file.
+    pub rules: PathBuf,
+    /// The baseline report folder for `max_increase` rules.
+    pub against: Option<PathBuf>,
+    /// Where to write JUnit XML as well.
+    pub junit: Option<PathBuf>,
+    /// The verdicts' format on standard output.
+    pub format: OutputFormat,
+}
 
 /// What the binary prints and whether every rule held.
 pub struct CheckOutcome {
@@ -13,7 +31,7 @@ pub struct CheckOutcome {
 }
 
 /// Reads the rules and the report(s), evaluates, writes JUnit XML on request.
-pub fn run(args: &CheckArgs) -> anyhow::Result<CheckOutcome> {
+pub fn run(args: &CheckOptions) -> anyhow::Result<CheckOutcome> {
     let rules = load_rules(&args.rules)?;
     let report = ReportTables::read(&args.report)?;
     let baseline = args

@@ -6,9 +6,37 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use std::path::PathBuf;
+
 use crate::classify::ZeroShotClassifier;
-use crate::cli::{ClassifyArgs, OutputFormat};
-use crate::embed::{class_embeddings, embed_image_files, template_prompts};
+use crate::dataset::{ImageSource, Record, RecordItem};
+use crate::embed::{class_embeddings, template_prompts};
+use crate::images::ImageLimits;
+use crate::model::ModelRequest;
+use crate::pipeline::{Outcome, Pipeline};
+
+use super::OutputFormat;
+
+/// Everything `classify` needs, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct ClassifyOptions {
+    /// The checkpoint, device and number format.
+    pub model: ModelRequest,
+    /// Labels given one by one.
+    pub labels: Vec<String>,
+    /// A file with one label per line, added after `labels`.
+    pub labels_file: Option<PathBuf>,
+    /// Prompt templates with a `{label}` placeholder (their embeddings are averaged).
+    pub templates: Vec<String>,
+    /// How many of the most probable labels to show per image.
+    pub top_k: usize,
+    /// Images encoded per forward pass (at least 1).
+    pub batch_size: usize,
+    /// Bounds on each image.
+    pub image_limits: ImageLimits,
+    /// The image files, in output order.
+    pub images: Vec<PathBuf>,
+}
 
 /// The result of a `classify` run.
 #[derive(Debug, Serialize)]
@@ -53,7 +81,7 @@ pub struct SkippedImage {
 }
 
 /// Reads labels from the flags and the optional labels file, in that order.
-pub fn collect_labels(args: &ClassifyArgs) -> anyhow::Result<Vec<String>> {
+pub fn collect_labels(args: &ClassifyOptions) -> anyhow::Result<Vec<String>> {
     let mut labels = args.labels.clone();
     if let Some(path) = &args.labels_file {
         labels.extend(read_labels_file(path)?);
@@ -84,46 +112,70 @@ fn read_labels_file(path: &Path) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-/// Loads the model, embeds the labels and classifies every image.
-pub fn run(args: &ClassifyArgs) -> anyhow::Result<ClassifyReport> {
-    let labels = collect_labels(args)?;
-    let model = super::load_model(&args.model)?;
-    let classes = class_embeddings(&model, &template_prompts(&labels, &args.templates)?)?;
+/// Loads the model, embeds the labels and classifies every image (through the same streaming
+/// pipeline as `run`, without the embedding cache).
+pub fn run(options: &ClassifyOptions) -> anyhow::Result<ClassifyReport> {
+    let labels = collect_labels(options)?;
+    let model = options.model.load()?;
+    let classes = class_embeddings(&model, &template_prompts(&labels, &options.templates)?)?;
     let classifier = ZeroShotClassifier::new(labels.clone(), classes, model.clip.logit_scale());
-    let limits = args.image_limits.limits();
-    let embedded = embed_image_files(&model, &args.images, args.batch, &limits, |_| {})?;
-    let predictions = classifier.classify(&embedded.embeddings, args.top_k)?;
-    let images = embedded
-        .indices
-        .iter()
-        .zip(predictions)
-        .map(|(&i, p)| ImageResult {
-            path: args.images[i].display().to_string(),
-            top: p
-                .top
-                .iter()
-                .map(|&(c, prob)| TopLabel {
-                    label: labels[c].clone(),
-                    prob,
-                })
-                .collect(),
-            logits: p.logits,
-            probs: p.probs,
-        })
-        .collect();
-    let skipped = embedded
-        .failures
-        .iter()
-        .map(|(i, e)| SkippedImage {
-            path: args.images[*i].display().to_string(),
-            reason: e.reason(),
-        })
-        .collect();
-    Ok(ClassifyReport {
+    let pipeline = Pipeline {
+        model: &model,
+        classifier: &classifier,
+        cache: None,
+        batch_size: options.batch_size,
+        top_k: options.top_k,
+        limits: options.image_limits,
+    };
+    let records = options.images.iter().enumerate().map(|(i, path)| {
+        Ok::<_, anyhow::Error>(RecordItem::Record(Record {
+            id: i.to_string(),
+            image: ImageSource::File(path.clone()),
+            values: Vec::new(),
+        }))
+    });
+    let mut report = ClassifyReport {
         labels,
-        images,
-        skipped,
-    })
+        images: Vec::new(),
+        skipped: Vec::new(),
+    };
+    pipeline.run(
+        records,
+        |outcomes| {
+            report.take(outcomes);
+            Ok(())
+        },
+        &|_| {},
+    )?;
+    Ok(report)
+}
+
+impl ClassifyReport {
+    /// Adds a batch's outcomes, in input order.
+    fn take(&mut self, outcomes: Vec<Outcome>) {
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Classified(c) => self.images.push(ImageResult {
+                    path: c.image,
+                    top: c
+                        .prediction
+                        .top
+                        .iter()
+                        .map(|&(class, prob)| TopLabel {
+                            label: self.labels[class].clone(),
+                            prob,
+                        })
+                        .collect(),
+                    logits: c.prediction.logits,
+                    probs: c.prediction.probs,
+                }),
+                Outcome::Skipped(s) => self.skipped.push(SkippedImage {
+                    path: s.image,
+                    reason: s.reason,
+                }),
+            }
+        }
+    }
 }
 
 /// Renders a report as a table for people or as one JSON object.

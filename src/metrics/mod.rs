@@ -12,7 +12,7 @@ use serde::Serialize;
 
 pub use disparity::{Disparity, DisparityMetric};
 pub use rates::{chi_square_p, wilson_interval};
-pub use request::{Intersection, ReferenceGroup};
+pub use request::{GroupingRequest, Intersection, ReferenceGroup};
 
 /// Name of the pseudo-attribute and group holding the overall rates.
 pub const ALL: &str = "all";

@@ -4,6 +4,17 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// How records are grouped in a report: single attributes, intersections and reference groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupingRequest {
+    /// Attributes tabulated one by one; empty means every attribute of the dataset.
+    pub by: Vec<String>,
+    /// Intersections tabulated as well, e.g. `race*gender`.
+    pub intersections: Vec<Intersection>,
+    /// Reference groups for `ratio_to_reference` (default: the largest group).
+    pub references: Vec<ReferenceGroup>,
+}
+
 /// An intersection of two or more attributes, written `race*gender`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intersection {

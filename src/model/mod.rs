@@ -11,6 +11,7 @@ pub mod fused;
 mod header_check;
 pub mod kernels;
 pub mod preprocess;
+pub mod request;
 pub mod source;
 pub mod tokenizer;
 
@@ -23,6 +24,7 @@ use candle_nn::VarBuilder;
 pub use clip::{ClipModel, ImageEncoderKind};
 pub use config::ClipConfig;
 pub use preprocess::PreprocessConfig;
+pub use request::{ModelName, ModelRequest};
 pub use source::{ModelFiles, ModelOrigin, ModelSpec, SourceOptions};
 pub use tokenizer::ClipTokenizer;
 
