@@ -23,7 +23,7 @@ pub enum EmbedError {
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
     /// The model failed.
-    #[error("model forward pass failed: {0}")]
+    #[error("model forward pass failed")]
     Candle(#[from] candle_core::Error),
 }
 

@@ -381,28 +381,50 @@ impl std::io::BufRead for EndProbe<'_> {
     }
 }
 
-/// The part of the JPEG decoder that may unwind on a libjpeg error.
+/// The part of the JPEG decoder that may unwind on a libjpeg error. It and the steps it calls
+/// ([`jpeg_bounds`], [`read_jpeg_rgb`], [`read_all`]) run only inside [`decode_jpeg`]'s
+/// `catch_unwind`.
 fn decode_jpeg_unwinding(
     bytes: &[u8],
     hit_end: &Cell<bool>,
     limits: &ImageLimits,
 ) -> Result<RgbImage, String> {
-    use mozjpeg::{ColorSpace, Decompress, Marker};
+    use mozjpeg::{Decompress, Marker};
     let probe = EndProbe {
         rest: bytes,
         hit_end,
     };
-    let corrupt = |e: std::io::Error| {
-        if hit_end.get() {
-            TRUNCATED_JPEG.to_string()
-        } else {
-            format!("JPEG error: {e}")
-        }
-    };
     let dec = Decompress::builder()
         .with_markers(&[Marker::APP(1)])
         .from_reader(probe)
-        .map_err(corrupt)?;
+        .map_err(|e| corrupt_jpeg(hit_end, e))?;
+    let orientation = jpeg_bounds(&dec, bytes, limits)?;
+    let (w, h) = dec.size();
+    let rgb = read_jpeg_rgb(dec, hit_end)?;
+    let image = RgbImage::from_raw(w as u32, h as u32, rgb)
+        .ok_or_else(|| "corrupt JPEG: decoder returned too few rows".to_string())?;
+    let mut image = DynamicImage::ImageRgb8(image);
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
+}
+
+/// The message for a libjpeg error reported as an I/O error: truncation when the decoder has
+/// asked for data past the end.
+fn corrupt_jpeg(hit_end: &Cell<bool>, e: std::io::Error) -> String {
+    if hit_end.get() {
+        TRUNCATED_JPEG.to_string()
+    } else {
+        format!("JPEG error: {e}")
+    }
+}
+
+/// Checks the header's size, scan count and decoding memory against the limits, before any
+/// pixel buffer is allocated; returns the orientation to apply.
+fn jpeg_bounds<R>(
+    dec: &mozjpeg::Decompress<R>,
+    bytes: &[u8],
+    limits: &ImageLimits,
+) -> Result<Orientation, String> {
     let (w, h) = dec.size();
     if w == 0 || h == 0 {
         return Err(format!("image has zero size ({w}x{h})"));
@@ -419,7 +441,7 @@ fn decode_jpeg_unwinding(
     if scans > MAX_JPEG_SCANS {
         return Err(format!("JPEG has {scans} scans (limit {MAX_JPEG_SCANS})"));
     }
-    let orientation = jpeg_orientation(&dec);
+    let orientation = jpeg_orientation(dec);
     // Every buffer, before any is allocated: the decoded samples, the RGB copy of a gray or
     // CMYK image, the rotated copy, and a multi-scan JPEG's DCT coefficients (2 bytes each).
     let (w64, h64) = (w as u64, h as u64);
@@ -443,9 +465,19 @@ fn decode_jpeg_unwinding(
         h64,
         w64 * h64 * components + rgb + rotated + coefficient_bytes,
     )?;
+    Ok(orientation)
+}
+
+/// Decodes every pixel as 8-bit RGB, converting gray and CMYK as Pillow does.
+fn read_jpeg_rgb<R: std::io::BufRead>(
+    dec: mozjpeg::Decompress<R>,
+    hit_end: &Cell<bool>,
+) -> Result<Vec<u8>, String> {
+    use mozjpeg::ColorSpace;
+    let corrupt = |e| corrupt_jpeg(hit_end, e);
     // Pillow opens 1-component JPEGs as L, 3-component ones as RGB and 4-component ones as
     // CMYK with Adobe's inverted samples (YCCK is turned into CMYK by libjpeg).
-    let rgb: Vec<u8> = match dec.color_space() {
+    Ok(match dec.color_space() {
         ColorSpace::JCS_GRAYSCALE => {
             let gray = read_all(dec.grayscale().map_err(corrupt)?, hit_end)?;
             gray.iter().flat_map(|&g| [g; 3]).collect()
@@ -465,12 +497,7 @@ fn decode_jpeg_unwinding(
                 .collect()
         }
         _ => read_all(dec.rgb().map_err(corrupt)?, hit_end)?,
-    };
-    let image = RgbImage::from_raw(w as u32, h as u32, rgb)
-        .ok_or_else(|| "corrupt JPEG: decoder returned too few rows".to_string())?;
-    let mut image = DynamicImage::ImageRgb8(image);
-    image.apply_orientation(orientation);
-    Ok(image.into_rgb8())
+    })
 }
 
 /// Reads every pixel row, then lets libjpeg read on to the end-of-image marker as Pillow does.

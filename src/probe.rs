@@ -296,6 +296,59 @@ impl ProbeSet {
 
 /// Loads `path` with its `extend` chain resolved; `chain` holds the files being loaded.
 fn load_resolved(path: &Path, chain: &mut Vec<PathBuf>) -> Result<ProbeSet, ProbeError> {
+    enter(path, chain)?;
+    let file = read_probe_file(path)?;
+    let parent = match &file.extend {
+        Some(other) => {
+            let base = path.parent().unwrap_or(Path::new("."));
+            Some(load_resolved(&base.join(other), chain)?)
+        }
+        None => None,
+    };
+    chain.pop();
+
+    let templates = resolve_templates(path, &file, parent.as_ref())?;
+    let article = file
+        .article
+        .or(parent.as_ref().map(|p| p.article))
+        .unwrap_or_default();
+    let categories = resolve_categories(path, &file, parent.as_ref())?;
+    let mut classes = parent
+        .as_ref()
+        .map(|p| p.classes.clone())
+        .unwrap_or_default();
+    // a child's own templates re-expand the inherited classes too
+    if file.templates.is_some() || file.article.is_some() {
+        for class in &mut classes {
+            class.prompts = expand(&templates, &class.label, article, None);
+        }
+    }
+    for (i, entry) in file.classes.iter().enumerate() {
+        classes.push(resolve_class(
+            path,
+            i,
+            entry,
+            &categories,
+            &templates,
+            article,
+        )?);
+    }
+    Ok(ProbeSet {
+        name: file.name,
+        description: file
+            .description
+            .or(parent.map(|p| p.description))
+            .unwrap_or_default(),
+        templates,
+        article,
+        categories,
+        classes,
+        source: path.to_path_buf(),
+    })
+}
+
+/// Pushes `path` (canonical) onto the `extend` chain, refusing a file already on it.
+fn enter(path: &Path, chain: &mut Vec<PathBuf>) -> Result<(), ProbeError> {
     let canonical = path.canonicalize().map_err(|source| ProbeError::Io {
         file: path.to_path_buf(),
         source,
@@ -312,29 +365,38 @@ fn load_resolved(path: &Path, chain: &mut Vec<PathBuf>) -> Result<ProbeSet, Prob
         });
     }
     chain.push(canonical);
+    Ok(())
+}
+
+/// Reads and parses one probe file as written.
+fn read_probe_file(path: &Path) -> Result<ProbeFile, ProbeError> {
     let text = crate::input_file::read_regular_text(path).map_err(|source| ProbeError::Io {
         file: path.to_path_buf(),
         source,
     })?;
-    let file: ProbeFile = toml::from_str(&text).map_err(|e| ProbeError::Parse {
+    toml::from_str(&text).map_err(|e| ProbeError::Parse {
         file: path.to_path_buf(),
         message: e.to_string().trim_end().replace('\n', " "),
-    })?;
-    let field = |field: String, reason: String| ProbeError::Field {
+    })
+}
+
+/// A [`ProbeError::Field`] of the probe file `path`.
+fn field_error(path: &Path, field: String, reason: String) -> ProbeError {
+    ProbeError::Field {
         file: path.to_path_buf(),
         field,
         reason,
-    };
-    let parent = match &file.extend {
-        Some(other) => {
-            let base = path.parent().unwrap_or(Path::new("."));
-            Some(load_resolved(&base.join(other), chain)?)
-        }
-        None => None,
-    };
-    chain.pop();
+    }
+}
 
-    let templates = match (&file.templates, &parent) {
+/// The file's templates, or the extended probe's; at least one, each with `{label}`.
+fn resolve_templates(
+    path: &Path,
+    file: &ProbeFile,
+    parent: Option<&ProbeSet>,
+) -> Result<Vec<String>, ProbeError> {
+    let field = |field: String, reason: String| field_error(path, field, reason);
+    let templates = match (&file.templates, parent) {
         (Some(t), _) => t.clone(),
         (None, Some(p)) => p.templates.clone(),
         (None, None) => {
@@ -358,15 +420,17 @@ fn load_resolved(path: &Path, chain: &mut Vec<PathBuf>) -> Result<ProbeSet, Prob
             ));
         }
     }
-    let article = file
-        .article
-        .or(parent.as_ref().map(|p| p.article))
-        .unwrap_or_default();
+    Ok(templates)
+}
 
-    let mut categories = parent
-        .as_ref()
-        .map(|p| p.categories.clone())
-        .unwrap_or_default();
+/// The extended probe's categories followed by the file's own, none defined twice.
+fn resolve_categories(
+    path: &Path,
+    file: &ProbeFile,
+    parent: Option<&ProbeSet>,
+) -> Result<Vec<Category>, ProbeError> {
+    let field = |field: String, reason: String| field_error(path, field, reason);
+    let mut categories = parent.map(|p| p.categories.clone()).unwrap_or_default();
     for (name, value) in &file.categories {
         let entry: CategoryEntry = value.clone().try_into().map_err(|e: toml::de::Error| {
             field(format!("categories.{name}"), e.message().to_string())
@@ -383,75 +447,63 @@ fn load_resolved(path: &Path, chain: &mut Vec<PathBuf>) -> Result<ProbeSet, Prob
             description: entry.description,
         });
     }
+    Ok(categories)
+}
 
-    let mut classes = parent
-        .as_ref()
-        .map(|p| p.classes.clone())
-        .unwrap_or_default();
-    // a child's own templates re-expand the inherited classes too
-    if file.templates.is_some() || file.article.is_some() {
-        for class in &mut classes {
-            class.prompts = expand(&templates, &class.label, article, None);
-        }
+/// Class `i` of the file, checked against `categories` and expanded into its prompts.
+fn resolve_class(
+    path: &Path,
+    i: usize,
+    entry: &ClassEntry,
+    categories: &[Category],
+    templates: &[String],
+    article: ArticleMode,
+) -> Result<ProbeClass, ProbeError> {
+    let field = |field: String, reason: String| field_error(path, field, reason);
+    let label = entry.label.trim();
+    if label.is_empty() {
+        return Err(field(format!("classes[{i}].label"), "empty label".into()));
     }
-    for (i, entry) in file.classes.iter().enumerate() {
-        let label = entry.label.trim();
-        if label.is_empty() {
-            return Err(field(format!("classes[{i}].label"), "empty label".into()));
-        }
-        let category = categories
-            .iter()
-            .position(|c| c.name == entry.category)
-            .ok_or_else(|| {
-                let defined: Vec<&str> = categories.iter().map(|c| c.name.as_str()).collect();
-                field(
-                    format!("classes[{i}].category"),
-                    format!(
-                        "{:?} is not defined in [categories] (defined: {})",
-                        entry.category,
-                        if defined.is_empty() {
-                            "none".to_string()
-                        } else {
-                            defined.join(", ")
-                        }
-                    ),
-                )
-            })?;
-        if let Some(a) = &entry.article
-            && a != "a"
-            && a != "an"
-        {
+    let category = categories
+        .iter()
+        .position(|c| c.name == entry.category)
+        .ok_or_else(|| {
+            let defined: Vec<&str> = categories.iter().map(|c| c.name.as_str()).collect();
+            field(
+                format!("classes[{i}].category"),
+                format!(
+                    "{:?} is not defined in [categories] (defined: {})",
+                    entry.category,
+                    if defined.is_empty() {
+                        "none".to_string()
+                    } else {
+                        defined.join(", ")
+                    }
+                ),
+            )
+        })?;
+    if let Some(a) = &entry.article
+        && a != "a"
+        && a != "an"
+    {
+        return Err(field(
+            format!("classes[{i}].article"),
+            format!("{a:?}: expected \"a\" or \"an\""),
+        ));
+    }
+    for (attribute, value) in &entry.matches {
+        if value.trim().is_empty() {
             return Err(field(
-                format!("classes[{i}].article"),
-                format!("{a:?}: expected \"a\" or \"an\""),
+                format!("classes[{i}].match.{attribute}"),
+                "empty value".into(),
             ));
         }
-        for (attribute, value) in &entry.matches {
-            if value.trim().is_empty() {
-                return Err(field(
-                    format!("classes[{i}].match.{attribute}"),
-                    "empty value".into(),
-                ));
-            }
-        }
-        classes.push(ProbeClass {
-            label: label.to_string(),
-            category,
-            matches: entry.matches.clone(),
-            prompts: expand(&templates, label, article, entry.article.as_deref()),
-        });
     }
-    Ok(ProbeSet {
-        name: file.name,
-        description: file
-            .description
-            .or(parent.map(|p| p.description))
-            .unwrap_or_default(),
-        templates,
-        article,
-        categories,
-        classes,
-        source: path.to_path_buf(),
+    Ok(ProbeClass {
+        label: label.to_string(),
+        category,
+        matches: entry.matches.clone(),
+        prompts: expand(templates, label, article, entry.article.as_deref()),
     })
 }
 

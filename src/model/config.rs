@@ -261,7 +261,44 @@ impl ClipConfig {
     pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>)> {
         let t = &self.text_config;
         let v = &self.vision_config;
-        let mut out = vec![
+        let mut out = self.embedding_tensors();
+        push_norm(
+            &mut out,
+            "text_model.final_layer_norm".into(),
+            t.hidden_size,
+        );
+        push_norm(&mut out, "vision_model.pre_layrnorm".into(), v.hidden_size);
+        push_norm(
+            &mut out,
+            "vision_model.post_layernorm".into(),
+            v.hidden_size,
+        );
+        for (tower, w, m, n) in [
+            (
+                "text_model",
+                t.hidden_size,
+                t.intermediate_size,
+                t.num_hidden_layers,
+            ),
+            (
+                "vision_model",
+                v.hidden_size,
+                v.intermediate_size,
+                v.num_hidden_layers,
+            ),
+        ] {
+            for i in 0..n {
+                push_encoder_layer(&mut out, &format!("{tower}.encoder.layers.{i}"), w, m);
+            }
+        }
+        out
+    }
+
+    /// The logit scale, the projections and both towers' embeddings, with their shapes.
+    fn embedding_tensors(&self) -> Vec<(String, Vec<usize>)> {
+        let t = &self.text_config;
+        let v = &self.vision_config;
+        vec![
             ("logit_scale".to_string(), vec![]),
             (
                 "text_projection.weight".to_string(),
@@ -291,51 +328,7 @@ impl ClipConfig {
                 "vision_model.embeddings.position_embedding.weight".into(),
                 vec![self.vision_positions(), v.hidden_size],
             ),
-        ];
-        let norm = |out: &mut Vec<(String, Vec<usize>)>, p: String, w: usize| {
-            out.push((format!("{p}.weight"), vec![w]));
-            out.push((format!("{p}.bias"), vec![w]));
-        };
-        norm(
-            &mut out,
-            "text_model.final_layer_norm".into(),
-            t.hidden_size,
-        );
-        norm(&mut out, "vision_model.pre_layrnorm".into(), v.hidden_size);
-        norm(
-            &mut out,
-            "vision_model.post_layernorm".into(),
-            v.hidden_size,
-        );
-        for (tower, w, m, n) in [
-            (
-                "text_model",
-                t.hidden_size,
-                t.intermediate_size,
-                t.num_hidden_layers,
-            ),
-            (
-                "vision_model",
-                v.hidden_size,
-                v.intermediate_size,
-                v.num_hidden_layers,
-            ),
-        ] {
-            for i in 0..n {
-                let p = format!("{tower}.encoder.layers.{i}");
-                for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-                    out.push((format!("{p}.self_attn.{proj}.weight"), vec![w, w]));
-                    out.push((format!("{p}.self_attn.{proj}.bias"), vec![w]));
-                }
-                norm(&mut out, format!("{p}.layer_norm1"), w);
-                norm(&mut out, format!("{p}.layer_norm2"), w);
-                out.push((format!("{p}.mlp.fc1.weight"), vec![m, w]));
-                out.push((format!("{p}.mlp.fc1.bias"), vec![m]));
-                out.push((format!("{p}.mlp.fc2.weight"), vec![w, m]));
-                out.push((format!("{p}.mlp.fc2.bias"), vec![w]));
-            }
-        }
-        out
+        ]
     }
 
     /// OpenAI ViT-B/32 (`openai/clip-vit-base-patch32`).
@@ -405,4 +398,24 @@ impl ClipConfig {
             logit_scale_init_value: 2.6592,
         }
     }
+}
+
+/// The weight and bias of layer norm `prefix`, of width `w`.
+fn push_norm(out: &mut Vec<(String, Vec<usize>)>, prefix: String, w: usize) {
+    out.push((format!("{prefix}.weight"), vec![w]));
+    out.push((format!("{prefix}.bias"), vec![w]));
+}
+
+/// The tensors of encoder layer `p` (attention, norms, MLP) of width `w` and MLP width `m`.
+fn push_encoder_layer(out: &mut Vec<(String, Vec<usize>)>, p: &str, w: usize, m: usize) {
+    for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+        out.push((format!("{p}.self_attn.{proj}.weight"), vec![w, w]));
+        out.push((format!("{p}.self_attn.{proj}.bias"), vec![w]));
+    }
+    push_norm(out, format!("{p}.layer_norm1"), w);
+    push_norm(out, format!("{p}.layer_norm2"), w);
+    out.push((format!("{p}.mlp.fc1.weight"), vec![m, w]));
+    out.push((format!("{p}.mlp.fc1.bias"), vec![m]));
+    out.push((format!("{p}.mlp.fc2.weight"), vec![w, m]));
+    out.push((format!("{p}.mlp.fc2.bias"), vec![w]));
 }

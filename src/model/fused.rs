@@ -16,7 +16,7 @@ use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::bf16::{self, PackedBf16};
-use super::config::{Activation, ClipConfig};
+use super::config::{Activation, ClipConfig, ClipVisionConfig};
 use super::kernels::{self, MatRef};
 
 /// Layer-norm parameters.
@@ -165,6 +165,28 @@ struct Block {
     fc2: Dense,
 }
 
+impl Block {
+    /// Copies encoder layer `layer`'s weights into the fused layout (linear layers in bf16 with
+    /// `bf16`).
+    fn load(layer: &VarBuilder, c: &ClipVisionConfig, bf16: bool) -> Result<Self> {
+        let w = c.hidden_size;
+        let attn = layer.pp("self_attn");
+        Ok(Self {
+            norm1: Norm::load(&layer.pp("layer_norm1"), w, c.layer_norm_eps)?,
+            qkv: Dense::load(
+                &[attn.pp("q_proj"), attn.pp("k_proj"), attn.pp("v_proj")],
+                w,
+                w,
+                bf16,
+            )?,
+            out: Dense::load(&[attn.pp("out_proj")], w, w, bf16)?,
+            norm2: Norm::load(&layer.pp("layer_norm2"), w, c.layer_norm_eps)?,
+            fc1: Dense::load(&[layer.pp("mlp").pp("fc1")], w, c.intermediate_size, bf16)?,
+            fc2: Dense::load(&[layer.pp("mlp").pp("fc2")], c.intermediate_size, w, bf16)?,
+        })
+    }
+}
+
 /// Reusable activations of one forward pass.
 struct Scratch {
     normed: Vec<f32>,
@@ -218,21 +240,11 @@ impl FusedVisionEncoder {
         let blocks = (0..c.num_hidden_layers)
             .into_par_iter()
             .map(|i| {
-                let layer = vision.pp("encoder").pp("layers").pp(i.to_string());
-                let attn = layer.pp("self_attn");
-                Ok(Block {
-                    norm1: Norm::load(&layer.pp("layer_norm1"), w, c.layer_norm_eps)?,
-                    qkv: Dense::load(
-                        &[attn.pp("q_proj"), attn.pp("k_proj"), attn.pp("v_proj")],
-                        w,
-                        w,
-                        bf16,
-                    )?,
-                    out: Dense::load(&[attn.pp("out_proj")], w, w, bf16)?,
-                    norm2: Norm::load(&layer.pp("layer_norm2"), w, c.layer_norm_eps)?,
-                    fc1: Dense::load(&[layer.pp("mlp").pp("fc1")], w, c.intermediate_size, bf16)?,
-                    fc2: Dense::load(&[layer.pp("mlp").pp("fc2")], c.intermediate_size, w, bf16)?,
-                })
+                Block::load(
+                    &vision.pp("encoder").pp("layers").pp(i.to_string()),
+                    c,
+                    bf16,
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         let projection = vb

@@ -16,13 +16,41 @@ pub(super) fn check(
     shapes: &HashMap<String, Vec<usize>>,
     weights: &Path,
 ) -> Result<(), ModelError> {
-    let mismatch = |field: &'static str, value: usize, found: String| ModelError::ConfigMismatch {
-        config: config_file.to_path_buf(),
-        field,
-        value,
-        weights: weights.to_path_buf(),
-        found,
+    let files = Files {
+        config: config_file,
+        weights,
     };
+    check_layer_counts(config, shapes, &files)?;
+    check_widths(config, shapes, &files)?;
+    check_positions(config, shapes, &files)
+}
+
+/// The two files compared, named by a [`ModelError::ConfigMismatch`].
+struct Files<'a> {
+    config: &'a Path,
+    weights: &'a Path,
+}
+
+impl Files<'_> {
+    /// Config field `field` is `value`, but the weights file has `found`.
+    fn mismatch(&self, field: &'static str, value: usize, found: String) -> ModelError {
+        ModelError::ConfigMismatch {
+            config: self.config.to_path_buf(),
+            field,
+            value,
+            weights: self.weights.to_path_buf(),
+            found,
+        }
+    }
+}
+
+/// Each tower's `num_hidden_layers` against its `….encoder.layers.N.` prefixes, which must be
+/// exactly `0..num_hidden_layers`.
+fn check_layer_counts(
+    config: &ClipConfig,
+    shapes: &HashMap<String, Vec<usize>>,
+    files: &Files,
+) -> Result<(), ModelError> {
     let t = &config.text_config;
     let v = &config.vision_config;
     for (tower, field, layers) in [
@@ -47,13 +75,35 @@ pub(super) fn check(
                 ),
                 _ => format!("no `{tower}.encoder.layers.N` tensors"),
             };
-            return Err(mismatch(field, layers, found));
+            return Err(files.mismatch(field, layers, found));
         }
     }
-    // (field, value, tensor, dimension): the widths the tensors' shapes must show. The rest
-    // (projection_dim, ...) is left to the per-tensor check, which names both shapes.
+    Ok(())
+}
+
+/// The widths the tensors' shapes must show.
+fn check_widths(
+    config: &ClipConfig,
+    shapes: &HashMap<String, Vec<usize>>,
+    files: &Files,
+) -> Result<(), ModelError> {
+    for (field, value, tensor, dim) in width_rules(config) {
+        if let Some(shape) = shapes.get(&tensor)
+            && shape.get(dim) != Some(&value)
+        {
+            return Err(files.mismatch(field, value, format!("`{tensor}` of shape {shape:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// (field, value, tensor, dimension): the widths the tensors' shapes must show. The rest
+/// (projection_dim, ...) is left to the per-tensor check, which names both shapes.
+fn width_rules(config: &ClipConfig) -> [(&'static str, usize, String, usize); 8] {
+    let t = &config.text_config;
+    let v = &config.vision_config;
     let fc1 = |tower: &str| format!("{tower}.encoder.layers.0.mlp.fc1.weight");
-    let dims: [(&'static str, usize, String, usize); 8] = [
+    [
         (
             "text_config.vocab_size",
             t.vocab_size,
@@ -102,25 +152,23 @@ pub(super) fn check(
             fc1("vision_model"),
             0,
         ),
-    ];
-    for (field, value, tensor, dim) in dims {
-        if let Some(shape) = shapes.get(&tensor)
-            && shape.get(dim) != Some(&value)
-        {
-            return Err(mismatch(
-                field,
-                value,
-                format!("`{tensor}` of shape {shape:?}"),
-            ));
-        }
-    }
-    // image_size only shows through the number of positions, (image_size / patch_size)² + 1.
+    ]
+}
+
+/// `image_size`, which only shows through the number of positions:
+/// `(image_size / patch_size)² + 1`.
+fn check_positions(
+    config: &ClipConfig,
+    shapes: &HashMap<String, Vec<usize>>,
+    files: &Files,
+) -> Result<(), ModelError> {
+    let v = &config.vision_config;
     let positions_tensor = "vision_model.embeddings.position_embedding.weight";
     if let Some(shape) = shapes.get(positions_tensor) {
         let side = v.image_size / v.patch_size.max(1);
         let positions = side.checked_mul(side).and_then(|p| p.checked_add(1));
         if positions.is_none() || shape.first() != positions.as_ref() {
-            return Err(mismatch(
+            return Err(files.mismatch(
                 "vision_config.image_size",
                 v.image_size,
                 format!(

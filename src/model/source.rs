@@ -144,74 +144,13 @@ impl ModelFiles {
         })
     }
 
+    /// The files of a Hub checkpoint, fetched into (or, offline, found in) the cache.
     fn from_hub(repo: &str, revision: &str, options: &SourceOptions) -> Result<Self, ModelError> {
-        let hub_err = |file: &str, reason: String| ModelError::Hub {
-            repo: repo.to_string(),
-            revision: revision.to_string(),
-            file: file.to_string(),
-            reason,
-        };
-        let mut builder = hf_hub::HFClient::builder();
-        if let Some(dir) = &options.cache_dir {
-            builder = builder.cache_dir(dir.clone());
-        }
-        let inner = builder
-            .build()
-            .map_err(|e| hub_err(CONFIG, e.to_string()))?;
-        let cache = inner.cache_dir().to_path_buf();
-        let client =
-            hf_hub::HFClientSync::from_inner(inner).map_err(|e| hub_err(CONFIG, e.to_string()))?;
-        let (owner, name) = repo.split_once('/').unwrap_or(("", repo));
-        let handle = client.model(owner, name);
-        let fetch = |file: &str| -> Result<Option<PathBuf>, ModelError> {
-            let result = handle
-                .download_file()
-                .filename(file)
-                .revision(revision.to_string())
-                .local_files_only(options.offline)
-                .send();
-            match result {
-                Ok(path) => Ok(Some(path)),
-                Err(hf_hub::HFError::EntryNotFound { .. }) => Ok(None),
-                Err(hf_hub::HFError::LocalEntryNotFound { .. }) => Err(ModelError::NotCached {
-                    repo: repo.to_string(),
-                    revision: revision.to_string(),
-                    file: file.to_string(),
-                    cache: cache.clone(),
-                }),
-                Err(e) => Err(hub_err(file, e.to_string())),
-            }
-        };
-        let required = |file: &str| {
-            fetch(file)?.ok_or_else(|| hub_err(file, "the repository has no such file".into()))
-        };
-        let config = required(CONFIG)?;
-        let weights = match fetch(WEIGHTS)? {
-            Some(path) => path,
-            None => {
-                let pickle = if options.offline {
-                    false
-                } else {
-                    matches!(
-                        handle
-                            .file_exists()
-                            .filename(PICKLE)
-                            .revision(revision)
-                            .send(),
-                        Ok(true)
-                    )
-                };
-                return Err(if pickle {
-                    ModelError::PickleOnly {
-                        location: format!("{repo}@{revision}"),
-                    }
-                } else {
-                    hub_err(WEIGHTS, "the repository has no such file".into())
-                });
-            }
-        };
-        let tokenizer = required(TOKENIZER)?;
-        let preprocessor = match fetch(PREPROCESSOR) {
+        let hub = HubRepo::connect(repo, revision, options)?;
+        let config = hub.required(CONFIG)?;
+        let weights = hub.weights()?;
+        let tokenizer = hub.required(TOKENIZER)?;
+        let preprocessor = match hub.fetch(PREPROCESSOR) {
             Ok(found) => found,
             Err(ModelError::NotCached { .. }) => None,
             Err(e) => return Err(e),
@@ -267,6 +206,113 @@ impl ModelFiles {
                 Ok((name.to_string(), hash))
             })
             .collect()
+    }
+}
+
+/// One Hub repository at one revision, with the client that fetches its files into the cache.
+struct HubRepo<'a> {
+    repo: &'a str,
+    revision: &'a str,
+    offline: bool,
+    /// The cache folder the client uses (named when a file is not cached).
+    cache: PathBuf,
+    handle: hf_hub::HFRepositorySync<hf_hub::RepoTypeModel>,
+}
+
+impl<'a> HubRepo<'a> {
+    /// A client for `repo` at `revision` on the cache `options` name.
+    fn connect(
+        repo: &'a str,
+        revision: &'a str,
+        options: &SourceOptions,
+    ) -> Result<Self, ModelError> {
+        let hub_err = |e: hf_hub::HFError| hub_error(repo, revision, CONFIG, e.to_string());
+        let mut builder = hf_hub::HFClient::builder();
+        if let Some(dir) = &options.cache_dir {
+            builder = builder.cache_dir(dir.clone());
+        }
+        let inner = builder.build().map_err(hub_err)?;
+        let cache = inner.cache_dir().to_path_buf();
+        let client = hf_hub::HFClientSync::from_inner(inner).map_err(hub_err)?;
+        let (owner, name) = repo.split_once('/').unwrap_or(("", repo));
+        Ok(Self {
+            repo,
+            revision,
+            offline: options.offline,
+            cache,
+            handle: client.model(owner, name),
+        })
+    }
+
+    /// A [`ModelError::Hub`] for `file` of this repository.
+    fn err(&self, file: &str, reason: String) -> ModelError {
+        hub_error(self.repo, self.revision, file, reason)
+    }
+
+    /// The local path of `file`, downloading it unless offline; `None` when the repository has
+    /// no such file.
+    fn fetch(&self, file: &str) -> Result<Option<PathBuf>, ModelError> {
+        let result = self
+            .handle
+            .download_file()
+            .filename(file)
+            .revision(self.revision.to_string())
+            .local_files_only(self.offline)
+            .send();
+        match result {
+            Ok(path) => Ok(Some(path)),
+            Err(hf_hub::HFError::EntryNotFound { .. }) => Ok(None),
+            Err(hf_hub::HFError::LocalEntryNotFound { .. }) => Err(ModelError::NotCached {
+                repo: self.repo.to_string(),
+                revision: self.revision.to_string(),
+                file: file.to_string(),
+                cache: self.cache.clone(),
+            }),
+            Err(e) => Err(self.err(file, e.to_string())),
+        }
+    }
+
+    /// Like [`Self::fetch`], with a missing file an error.
+    fn required(&self, file: &str) -> Result<PathBuf, ModelError> {
+        self.fetch(file)?
+            .ok_or_else(|| self.err(file, "the repository has no such file".into()))
+    }
+
+    /// `model.safetensors`; when it is missing, a repository with only `pytorch_model.bin` is
+    /// told apart (online) so the error can say how to convert it.
+    fn weights(&self) -> Result<PathBuf, ModelError> {
+        if let Some(path) = self.fetch(WEIGHTS)? {
+            return Ok(path);
+        }
+        let pickle = if self.offline {
+            false
+        } else {
+            matches!(
+                self.handle
+                    .file_exists()
+                    .filename(PICKLE)
+                    .revision(self.revision)
+                    .send(),
+                Ok(true)
+            )
+        };
+        Err(if pickle {
+            ModelError::PickleOnly {
+                location: format!("{}@{}", self.repo, self.revision),
+            }
+        } else {
+            self.err(WEIGHTS, "the repository has no such file".into())
+        })
+    }
+}
+
+/// A [`ModelError::Hub`]: `file` of `repo` at `revision` could not be had.
+fn hub_error(repo: &str, revision: &str, file: &str, reason: String) -> ModelError {
+    ModelError::Hub {
+        repo: repo.to_string(),
+        revision: revision.to_string(),
+        file: file.to_string(),
+        reason,
     }
 }
 
