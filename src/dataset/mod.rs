@@ -575,4 +575,104 @@ pub(crate) fn image_path_in_root(root: &Path, raw: &str) -> Result<PathBuf, Stri
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    //! Tests that need the module's private items; the public API is tested in
+    //! `tests/dataset_*.rs`.
+
+    use std::fs;
+
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn offline() -> DatasetOptions {
+        DatasetOptions {
+            offline: true,
+            hub_cache: None,
+        }
+    }
+
+    /// The first error of the stream, as text.
+    fn first_error(ds: &Dataset) -> String {
+        match ds.records().unwrap().find_map(Result::err) {
+            Some(e) => e.to_string(),
+            None => panic!("no error"),
+        }
+    }
+
+    fn repo_datasets() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets")
+    }
+
+    #[test]
+    fn image_paths_stay_inside_the_root() {
+        let root = Path::new("/data/ff");
+        assert_eq!(
+            image_path_in_root(root, "val/1.jpg").unwrap(),
+            root.join("val/1.jpg")
+        );
+        assert_eq!(
+            image_path_in_root(root, "val/../train/1.jpg").unwrap(),
+            root.join("val/../train/1.jpg")
+        );
+        assert!(image_path_in_root(root, "./1.jpg").is_ok());
+        for bad in [
+            "../1.jpg",
+            "val/../../1.jpg",
+            "/etc/passwd",
+            "\\\\server\\x.jpg",
+            "C:\\x.jpg",
+            "",
+        ] {
+            assert!(image_path_in_root(root, bad).is_err(), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(
+            dir.path(),
+            "labels.csv",
+            "file,age,gender,race\nval/1.jpg,3-9,Male,White\n../secret.jpg,3-9,Male,White\n",
+        );
+        let e = first_error(&Dataset::open(&csv, &offline()).unwrap());
+        assert!(
+            e.contains("row 2 (line 3)") && e.contains("\"../secret.jpg\" leaves the dataset root"),
+            "{e}"
+        );
+        let csv = write(dir.path(), "abs.csv", "file,race\n/etc/passwd,White\n");
+        let e = first_error(&Dataset::open(&csv, &offline()).unwrap());
+        assert!(
+            e.contains("row 1 (line 2)") && e.contains("absolute"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shipped_specs_parse() {
+        for name in [
+            "fairface-val.toml",
+            "fairface-local.toml",
+            "utkface.toml",
+            "demo.toml",
+        ] {
+            let path = repo_datasets().join(name);
+            let text = fs::read_to_string(&path).unwrap();
+            let parsed = spec::parse(&path, &text).unwrap();
+            plan::Plan::from_specs(&path, &parsed.attributes).unwrap();
+        }
+        // The Hub spec's file is the known layout, and offline with an empty cache says what is missing.
+        let empty = tempfile::tempdir().unwrap();
+        let options = DatasetOptions {
+            offline: true,
+            hub_cache: Some(empty.path().to_path_buf()),
+        };
+        let e = Dataset::open(&repo_datasets().join("fairface-val.toml"), &options).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("0.25/validation-00000-of-00001-951dbd63c8724ee1.parquet"),
+            "{e}"
+        );
+    }
+}
