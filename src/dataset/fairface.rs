@@ -85,64 +85,83 @@ pub(crate) fn open_direct(csv: &Path) -> Result<(Plan, CsvTable), DatasetError> 
             message: "no attribute columns besides \"file\"".into(),
         });
     }
-    let known = |name: &str| -> Option<Vec<String>> {
-        known_vocabulary(name).map(|list| list.iter().map(|s| s.to_string()).collect())
-    };
     let other: Vec<usize> = columns
         .iter()
         .filter(|(_, name)| known(name).is_none())
         .map(|(i, _)| *i)
         .collect();
-    let mut distinct: Vec<BTreeSet<String>> = vec![BTreeSet::new(); other.len()];
-    if !other.is_empty() {
-        let file =
-            crate::input_file::open_regular_file(csv).map_err(|source| DatasetError::Io {
-                path: csv.to_path_buf(),
-                source,
-            })?;
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(file);
-        let mut record = csv::StringRecord::new();
-        loop {
-            match reader.read_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {
-                    for (set, &c) in distinct.iter_mut().zip(&other) {
-                        if let Some(v) = record.get(c) {
-                            let v = v.trim();
-                            if !set.contains(v) {
-                                set.insert(v.to_string());
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Err(DatasetError::Format {
-                        file: csv.to_path_buf(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    let mut attributes = Vec::new();
-    let mut next_other = distinct.into_iter();
-    for (_, name) in &columns {
-        let values = match known(name) {
-            Some(v) => v,
-            None => next_other
-                .next()
-                .map(|s| s.into_iter().collect())
-                .unwrap_or_default(),
-        };
-        attributes.push(Attribute {
-            name: name.to_string(),
-            values,
-        });
-    }
-    let plan = Plan::direct(attributes);
+    let distinct = if other.is_empty() {
+        Vec::new()
+    } else {
+        distinct_values(csv, &other)?
+    };
+    let plan = Plan::direct(direct_attributes(&columns, distinct));
     let root = csv.parent().unwrap_or(Path::new("")).to_path_buf();
     let table = CsvTable::open(csv, ImageRoot::new(&root, false), FILE_COLUMN, None, &plan)?;
     Ok((plan, table))
+}
+
+/// FairFace's vocabulary of a column, owned.
+fn known(name: &str) -> Option<Vec<String>> {
+    known_vocabulary(name).map(|list| list.iter().map(|s| s.to_string()).collect())
+}
+
+/// The sorted distinct (trimmed) values of each of the CSV's `columns` (header indices).
+fn distinct_values(csv: &Path, columns: &[usize]) -> Result<Vec<BTreeSet<String>>, DatasetError> {
+    let mut distinct: Vec<BTreeSet<String>> = vec![BTreeSet::new(); columns.len()];
+    let file = crate::input_file::open_regular_file(csv).map_err(|source| DatasetError::Io {
+        path: csv.to_path_buf(),
+        source,
+    })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(file);
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                for (set, &c) in distinct.iter_mut().zip(columns) {
+                    if let Some(v) = record.get(c) {
+                        let v = v.trim();
+                        if !set.contains(v) {
+                            set.insert(v.to_string());
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(DatasetError::Format {
+                    file: csv.to_path_buf(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(distinct)
+}
+
+/// The attributes of a label CSV's `columns` (index, name): FairFace's vocabulary where known,
+/// else the next of `distinct` (one set per column without a known vocabulary, in order).
+fn direct_attributes(
+    columns: &[(usize, &String)],
+    distinct: Vec<BTreeSet<String>>,
+) -> Vec<Attribute> {
+    let mut next_other = distinct.into_iter();
+    columns
+        .iter()
+        .map(|(_, name)| {
+            let values = match known(name) {
+                Some(v) => v,
+                None => next_other
+                    .next()
+                    .map(|s| s.into_iter().collect())
+                    .unwrap_or_default(),
+            };
+            Attribute {
+                name: name.to_string(),
+                values,
+            }
+        })
+        .collect()
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::ParquetFile;
 use super::plan::Plan;
-use super::spec::DEFAULT_REPO;
+use super::spec::{DEFAULT_REPO, HubSpec};
 use super::{DatasetError, DatasetOptions, sha256_file};
 
 /// The commit whose file layout [`default_files`] describes.
@@ -127,105 +127,32 @@ impl Fetched {
 
 /// Downloads (or, offline, finds in the cache) the split's parquet files and checks pinned
 /// SHA-256 digests.
-pub(crate) fn fetch(
-    repo: &str,
-    revision: &str,
-    config: &str,
-    split: &str,
-    files: Option<&[String]>,
-    sha256: &[(String, String)],
-    options: &DatasetOptions,
-) -> Result<Fetched, FetchError> {
-    let files: Vec<String> = match files {
-        Some(f) => f.to_vec(),
-        None if repo == DEFAULT_REPO => default_files(config, split)
-            .ok_or_else(|| {
-                FetchError::Spec("source.files", format!(
-                    "missing: no default file list for config {config:?} split {split:?} of {repo} (the defaults describe commit {KNOWN_REVISION}); list the parquet files (paths inside the repository)"
-                ))
-            })?
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        None => {
-            return Err(FetchError::Spec("source.files", format!(
-                "missing: list the parquet files of {repo} (paths inside the repository)"
-            )));
-        }
-    };
-    for (pinned, _) in sha256 {
-        if !files.contains(pinned) {
-            return Err(FetchError::Spec(
-                "source.sha256",
-                format!(
-                    "pins {pinned:?}, which is not among the files to read ({})",
-                    files.join(", ")
-                ),
-            ));
-        }
-    }
-    let hub_err = |file: &str, message: String| DatasetError::Hub {
-        repo: repo.to_string(),
-        revision: revision.to_string(),
-        file: file.to_string(),
-        message,
-    };
-    let mut builder = hf_hub::HFClient::builder();
-    if let Some(dir) = &options.hub_cache {
-        builder = builder.cache_dir(dir.clone());
-    }
+pub(crate) fn fetch(spec: &HubSpec, options: &DatasetOptions) -> Result<Fetched, FetchError> {
+    let HubSpec {
+        repo,
+        revision,
+        config,
+        split,
+        files,
+        sha256,
+        ..
+    } = spec;
+    let files = file_list(repo, config, split, files.as_deref())?;
+    check_pins(sha256, &files)?;
+    let hub = HubRepo { repo, revision };
     let first = files.first().map(String::as_str).unwrap_or("");
-    let inner = builder.build().map_err(|e| hub_err(first, e.to_string()))?;
-    let cache = inner.cache_dir().to_path_buf();
-    let client =
-        hf_hub::HFClientSync::from_inner(inner).map_err(|e| hub_err(first, e.to_string()))?;
+    let (client, cache) = hub.client(options, first)?;
     let (owner, name) = repo.split_once('/').unwrap_or(("", repo));
     let handle = client.dataset(owner, name);
     let mut fetched = Vec::new();
     let mut commit = None;
     for file in &files {
-        let result = handle
-            .download_file()
-            .filename(file.as_str())
-            .revision(revision.to_string())
-            .local_files_only(options.offline)
-            .send();
-        let path = match result {
-            Ok(path) => path,
-            Err(hf_hub::HFError::LocalEntryNotFound { .. }) => {
-                return Err(DatasetError::NotCached {
-                    repo: repo.to_string(),
-                    revision: revision.to_string(),
-                    file: file.clone(),
-                    cache: cache.clone(),
-                }
-                .into());
-            }
-            Err(hf_hub::HFError::EntryNotFound { .. }) => {
-                return Err(hub_err(
-                    file,
-                    "the repository has no such file (list the right ones in source.files)".into(),
-                )
-                .into());
-            }
-            Err(e) => return Err(hub_err(file, e.to_string()).into()),
-        };
+        let path = hub.download(&handle, file, options.offline, &cache)?;
         if commit.is_none() {
             commit = snapshot_commit(&path, file);
         }
         let (digest, bytes) = sha256_file(&path)?;
-        let mismatch = sha256
-            .iter()
-            .find(|(f, _)| f == file)
-            .filter(|(_, expected)| !expected.eq_ignore_ascii_case(&digest));
-        if let Some((_, expected)) = mismatch {
-            return Err(DatasetError::Checksum {
-                file: path,
-                expected: expected.to_ascii_lowercase(),
-                actual: digest,
-            }
-            .into());
-        }
+        check_digest(sha256, file, &path, &digest)?;
         fetched.push((file.clone(), path, digest, bytes));
     }
     Ok(Fetched {
@@ -237,6 +164,134 @@ pub(crate) fn fetch(
         cache,
         files: fetched,
     })
+}
+
+/// The spec's `files`, or the known layout of the FairFace repository's config and split.
+fn file_list(
+    repo: &str,
+    config: &str,
+    split: &str,
+    files: Option<&[String]>,
+) -> Result<Vec<String>, FetchError> {
+    match files {
+        Some(f) => Ok(f.to_vec()),
+        None if repo == DEFAULT_REPO => Ok(default_files(config, split)
+            .ok_or_else(|| {
+                FetchError::Spec("source.files", format!(
+                    "missing: no default file list for config {config:?} split {split:?} of {repo} (the defaults describe commit {KNOWN_REVISION}); list the parquet files (paths inside the repository)"
+                ))
+            })?
+            .iter()
+            .map(|s| s.to_string())
+            .collect()),
+        None => Err(FetchError::Spec("source.files", format!(
+            "missing: list the parquet files of {repo} (paths inside the repository)"
+        ))),
+    }
+}
+
+/// Every pinned digest must name a file that is read.
+fn check_pins(sha256: &[(String, String)], files: &[String]) -> Result<(), FetchError> {
+    for (pinned, _) in sha256 {
+        if !files.contains(pinned) {
+            return Err(FetchError::Spec(
+                "source.sha256",
+                format!(
+                    "pins {pinned:?}, which is not among the files to read ({})",
+                    files.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fails when `file`'s digest is pinned and differs from `digest` (that of `path`).
+fn check_digest(
+    sha256: &[(String, String)],
+    file: &str,
+    path: &Path,
+    digest: &str,
+) -> Result<(), DatasetError> {
+    let mismatch = sha256
+        .iter()
+        .find(|(f, _)| f == file)
+        .filter(|(_, expected)| !expected.eq_ignore_ascii_case(digest));
+    match mismatch {
+        Some((_, expected)) => Err(DatasetError::Checksum {
+            file: path.to_path_buf(),
+            expected: expected.to_ascii_lowercase(),
+            actual: digest.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A dataset repository at a revision, for the hub client and its errors.
+struct HubRepo<'a> {
+    repo: &'a str,
+    revision: &'a str,
+}
+
+impl HubRepo<'_> {
+    fn error(&self, file: &str, message: String) -> DatasetError {
+        DatasetError::Hub {
+            repo: self.repo.to_string(),
+            revision: self.revision.to_string(),
+            file: file.to_string(),
+            message,
+        }
+    }
+
+    /// A blocking client on the cache (`options.hub_cache` or hf-hub's default) and that
+    /// cache's folder; `first` (the first file) names a failure.
+    fn client(
+        &self,
+        options: &DatasetOptions,
+        first: &str,
+    ) -> Result<(hf_hub::HFClientSync, PathBuf), DatasetError> {
+        let mut builder = hf_hub::HFClient::builder();
+        if let Some(dir) = &options.hub_cache {
+            builder = builder.cache_dir(dir.clone());
+        }
+        let inner = builder
+            .build()
+            .map_err(|e| self.error(first, e.to_string()))?;
+        let cache = inner.cache_dir().to_path_buf();
+        let client = hf_hub::HFClientSync::from_inner(inner)
+            .map_err(|e| self.error(first, e.to_string()))?;
+        Ok((client, cache))
+    }
+
+    /// One file's path in the cache, downloaded first unless `offline`.
+    fn download(
+        &self,
+        handle: &hf_hub::HFRepositorySync<hf_hub::RepoTypeDataset>,
+        file: &str,
+        offline: bool,
+        cache: &Path,
+    ) -> Result<PathBuf, DatasetError> {
+        let result = handle
+            .download_file()
+            .filename(file)
+            .revision(self.revision.to_string())
+            .local_files_only(offline)
+            .send();
+        match result {
+            Ok(path) => Ok(path),
+            Err(hf_hub::HFError::LocalEntryNotFound { .. }) => Err(DatasetError::NotCached {
+                repo: self.repo.to_string(),
+                revision: self.revision.to_string(),
+                file: file.to_string(),
+                cache: cache.to_path_buf(),
+            }),
+            Err(hf_hub::HFError::EntryNotFound { .. }) => Err(self.error(
+                file,
+                "the repository has no such file (list the right ones in source.files)".into(),
+            )),
+            Err(e) => Err(self.error(file, e.to_string())),
+        }
+    }
 }
 
 /// The commit hash in a cache path `…/snapshots/<commit>/<repo path>`.

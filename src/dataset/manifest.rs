@@ -400,6 +400,106 @@ fn column_list(schema: &Schema) -> String {
         .join(", ")
 }
 
+/// The image column's kind `kind` in `file` must be embedded bytes when `embedded_only`, and
+/// the same as in the files before it (`previous`).
+fn check_image_kind(
+    file: &Path,
+    image_column: &str,
+    kind: ImageKind,
+    previous: Option<ImageKind>,
+    embedded_only: bool,
+) -> Result<(), DatasetError> {
+    if embedded_only && kind == ImageKind::Path {
+        return Err(DatasetError::Format {
+            file: file.to_path_buf(),
+            message: format!(
+                "image column {image_column:?} holds paths, expected embedded image bytes"
+            ),
+        });
+    }
+    if previous.is_some_and(|prev| prev != kind) {
+        return Err(DatasetError::Format {
+            file: file.to_path_buf(),
+            message: format!(
+                "image column {image_column:?} has a different type than in the first file"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Fails, naming the first one, when the schema lacks a column the plan or the id reads.
+fn require_columns(
+    file: &Path,
+    schema: &Schema,
+    plan: &Plan,
+    id: &ParquetId,
+) -> Result<(), DatasetError> {
+    let mut needed: Vec<(&str, &str)> = plan
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), plan.column_origin(i)))
+        .collect();
+    if let ParquetId::Column(c) = id {
+        needed.push((c, "the id column"));
+    }
+    for (column, origin) in needed {
+        if schema.get(column).is_none() {
+            return Err(DatasetError::Format {
+                file: file.to_path_buf(),
+                message: format!(
+                    "no column {column:?} ({origin}); the columns are {}",
+                    column_list(schema)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The id rule for images of `kind`: without stored paths, image-path ids become row ids in a
+/// manifest and are an error in a FairFace source (`embedded_only`; `first` names its file).
+fn id_for_images(
+    id: ParquetId,
+    kind: ImageKind,
+    embedded_only: bool,
+    first: &Path,
+    image_column: &str,
+) -> Result<ParquetId, DatasetError> {
+    match (kind, id) {
+        (ImageKind::Bytes | ImageKind::Struct { has_path: false }, ParquetId::ImagePath)
+            if !embedded_only =>
+        {
+            // Embedded images without paths in a manifest: name records by row.
+            Ok(ParquetId::Row)
+        }
+        (ImageKind::Bytes | ImageKind::Struct { has_path: false }, ParquetId::ImagePath) => {
+            Err(DatasetError::Format {
+                file: first.to_path_buf(),
+                message: format!(
+                    "id = \"image.path\", but column {image_column:?} has no `path` field"
+                ),
+            })
+        }
+        (_, id) => Ok(id),
+    }
+}
+
+/// The columns to read: the image column, the id column, then the plan's columns.
+fn projection(image_column: &str, id: &ParquetId, plan: &Plan) -> Vec<String> {
+    let mut projection = vec![image_column.to_string()];
+    if let ParquetId::Column(c) = id {
+        projection.push(c.clone());
+    }
+    for c in &plan.columns {
+        if !projection.contains(c) {
+            projection.push(c.clone());
+        }
+    }
+    projection
+}
+
 impl ParquetTable {
     /// FairFace's Hub layout: an `image` struct (`bytes`, `path`) and class-index columns.
     pub fn open_fairface(
@@ -439,7 +539,7 @@ impl ParquetTable {
     fn open(
         files: Vec<ParquetFile>,
         image_column: &str,
-        mut id: ParquetId,
+        id: ParquetId,
         root: Option<ImageRoot>,
         plan: &Plan,
         embedded_only: bool,
@@ -449,43 +549,9 @@ impl ParquetTable {
         for file in &files {
             let (o, schema) = open_parquet(file)?;
             let k = image_kind(&file.path, &schema, image_column)?;
-            if embedded_only && k == ImageKind::Path {
-                return Err(DatasetError::Format {
-                    file: file.path.clone(),
-                    message: format!(
-                        "image column {image_column:?} holds paths, expected embedded image bytes"
-                    ),
-                });
-            }
-            if kind.is_some_and(|prev| prev != k) {
-                return Err(DatasetError::Format {
-                    file: file.path.clone(),
-                    message: format!(
-                        "image column {image_column:?} has a different type than in the first file"
-                    ),
-                });
-            }
+            check_image_kind(&file.path, image_column, k, kind, embedded_only)?;
             kind = Some(k);
-            let mut needed: Vec<(&str, &str)> = plan
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.as_str(), plan.column_origin(i)))
-                .collect();
-            if let ParquetId::Column(c) = &id {
-                needed.push((c, "the id column"));
-            }
-            for (column, origin) in needed {
-                if schema.get(column).is_none() {
-                    return Err(DatasetError::Format {
-                        file: file.path.clone(),
-                        message: format!(
-                            "no column {column:?} ({origin}); the columns are {}",
-                            column_list(&schema)
-                        ),
-                    });
-                }
-            }
+            require_columns(&file.path, &schema, plan, &id)?;
             opened.push(o);
         }
         let Some(image_kind) = kind else {
@@ -494,32 +560,8 @@ impl ParquetTable {
                 message: "the source lists no parquet files".into(),
             });
         };
-        match (image_kind, &id) {
-            (ImageKind::Bytes | ImageKind::Struct { has_path: false }, ParquetId::ImagePath)
-                if !embedded_only =>
-            {
-                // Embedded images without paths in a manifest: name records by row.
-                id = ParquetId::Row;
-            }
-            (ImageKind::Bytes | ImageKind::Struct { has_path: false }, ParquetId::ImagePath) => {
-                return Err(DatasetError::Format {
-                    file: files[0].path.clone(),
-                    message: format!(
-                        "id = \"image.path\", but column {image_column:?} has no `path` field"
-                    ),
-                });
-            }
-            _ => {}
-        }
-        let mut projection = vec![image_column.to_string()];
-        if let ParquetId::Column(c) = &id {
-            projection.push(c.clone());
-        }
-        for c in &plan.columns {
-            if !projection.contains(c) {
-                projection.push(c.clone());
-            }
-        }
+        let id = id_for_images(id, image_kind, embedded_only, &files[0].path, image_column)?;
+        let projection = projection(image_column, &id, plan);
         Ok(ParquetTable {
             files: opened,
             image_column: image_column.to_string(),
@@ -596,6 +638,27 @@ impl ParquetTable {
         offset: usize,
         df: &DataFrame,
     ) -> Result<Vec<Result<RecordItem, DatasetError>>, DatasetError> {
+        let columns = self.batch_columns(plan, file, offset, df)?;
+        let mut items = Vec::with_capacity(df.height());
+        for i in 0..df.height() {
+            let item = self.row_item(plan, &columns, i);
+            let stop = item.is_err();
+            items.push(item);
+            if stop {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    /// The columns of a decoded slice that rows are read from.
+    fn batch_columns<'a>(
+        &self,
+        plan: &Plan,
+        file: &'a OpenedFile,
+        offset: usize,
+        df: &DataFrame,
+    ) -> Result<BatchColumns<'a>, DatasetError> {
         let path = &file.file.path;
         let to_err = polars_err(path);
         let series = |name: &str| -> Result<Series, DatasetError> {
@@ -606,29 +669,7 @@ impl ParquetTable {
                 .clone())
         };
         let image = series(&self.image_column)?;
-        let image_null = image.is_null();
-        let (image_bytes, image_path): (Option<BinaryChunked>, Option<StringChunked>) =
-            match self.image_kind {
-                ImageKind::Path => (None, Some(image.str().map_err(&to_err)?.clone())),
-                ImageKind::Bytes => (Some(image.binary().map_err(&to_err)?.clone()), None),
-                ImageKind::Struct { has_path } => {
-                    let fields = image.struct_().map_err(&to_err)?.fields_as_series();
-                    let field = |n: &str| fields.iter().find(|f| f.name().as_str() == n);
-                    let bytes = field("bytes")
-                        .map(|f| f.binary().cloned())
-                        .transpose()
-                        .map_err(&to_err)?;
-                    let paths = if has_path {
-                        field("path")
-                            .map(|f| f.str().cloned())
-                            .transpose()
-                            .map_err(&to_err)?
-                    } else {
-                        None
-                    };
-                    (bytes, paths)
-                }
-            };
+        let (image_bytes, image_path) = self.image_parts(&image, path)?;
         let id_column = match &self.id {
             ParquetId::Column(c) => Some(cast_str(&series(c)?, path, c)?),
             _ => None,
@@ -638,83 +679,155 @@ impl ParquetTable {
             .iter()
             .map(|c| cast_str(&series(c)?, path, c))
             .collect::<Result<Vec<_>, _>>()?;
-        let row_item = |i: usize| -> Result<RecordItem, DatasetError> {
-            let row = offset + i;
-            let row_err = |message: String| DatasetError::Row {
-                file: path.clone(),
-                row: format!("row {row}"),
-                message,
-            };
-            let name = format!("{}#{row}", file.file.name);
-            let outer_null = image_null.get(i).unwrap_or(false);
-            let stored_path = if outer_null {
-                None
-            } else {
-                image_path.as_ref().and_then(|p| p.get(i))
-            };
-            let id = match &self.id {
-                ParquetId::Row => name.clone(),
-                ParquetId::ImagePath => match stored_path {
-                    Some(p) if !p.trim().is_empty() => p.trim().to_string(),
-                    _ => {
-                        return Err(row_err(format!(
-                            "column {}: the image path (the id) is empty",
-                            self.image_column
-                        )));
-                    }
-                },
-                ParquetId::Column(c) => match id_column.as_ref().and_then(|s| s.get(i)) {
-                    Some(v) if !v.trim().is_empty() => v.trim().to_string(),
-                    _ => return Err(row_err(format!("the id column {c} is empty"))),
-                },
-            };
-            let raw: Vec<Option<&str>> = raw_columns
-                .iter()
-                .map(|s| s.get(i).map(str::trim))
-                .collect();
-            let values = plan.resolve(&raw).map_err(|p| row_err(p.message))?;
-            let image = match self.image_kind {
-                ImageKind::Path => {
-                    let raw_path = stored_path.unwrap_or("").trim();
-                    let root = self.root.as_ref().map_or_else(
-                        || super::image_path_in_root(Path::new(""), raw_path),
-                        |root| root.image(raw_path),
-                    );
-                    ImageSource::File(root.map_err(&row_err)?)
-                }
-                ImageKind::Bytes | ImageKind::Struct { .. } => {
-                    let bytes = if outer_null {
-                        None
-                    } else {
-                        image_bytes.as_ref().and_then(|b| b.get(i))
-                    };
-                    match bytes {
-                        Some(b) if !b.is_empty() => ImageSource::Embedded {
-                            name,
-                            bytes: b.to_vec(),
-                        },
-                        _ => {
-                            return Ok(RecordItem::Skipped(SkippedRecord {
-                                id,
-                                image: name,
-                                reason: format!("column {}: no image bytes", self.image_column),
-                            }));
-                        }
-                    }
-                }
-            };
-            Ok(RecordItem::Record(Record { id, image, values }))
-        };
-        let mut items = Vec::with_capacity(df.height());
-        for i in 0..df.height() {
-            let item = row_item(i);
-            let stop = item.is_err();
-            items.push(item);
-            if stop {
-                break;
+        Ok(BatchColumns {
+            file,
+            offset,
+            image_null: image.is_null(),
+            image_bytes,
+            image_path,
+            id_column,
+            raw_columns,
+        })
+    }
+
+    /// The image column's bytes and stored paths, as far as its kind has them.
+    fn image_parts(
+        &self,
+        image: &Series,
+        path: &Path,
+    ) -> Result<(Option<BinaryChunked>, Option<StringChunked>), DatasetError> {
+        let to_err = polars_err(path);
+        Ok(match self.image_kind {
+            ImageKind::Path => (None, Some(image.str().map_err(&to_err)?.clone())),
+            ImageKind::Bytes => (Some(image.binary().map_err(&to_err)?.clone()), None),
+            ImageKind::Struct { has_path } => {
+                let fields = image.struct_().map_err(&to_err)?.fields_as_series();
+                let field = |n: &str| fields.iter().find(|f| f.name().as_str() == n);
+                let bytes = field("bytes")
+                    .map(|f| f.binary().cloned())
+                    .transpose()
+                    .map_err(&to_err)?;
+                let paths = if has_path {
+                    field("path")
+                        .map(|f| f.str().cloned())
+                        .transpose()
+                        .map_err(&to_err)?
+                } else {
+                    None
+                };
+                (bytes, paths)
             }
+        })
+    }
+
+    /// Row `i` of a slice: a record, a skip (no image bytes), or an error naming the row.
+    fn row_item(
+        &self,
+        plan: &Plan,
+        columns: &BatchColumns<'_>,
+        i: usize,
+    ) -> Result<RecordItem, DatasetError> {
+        let row = columns.offset + i;
+        let path = &columns.file.file.path;
+        let row_err = |message: String| DatasetError::Row {
+            file: path.clone(),
+            row: format!("row {row}"),
+            message,
+        };
+        let name = format!("{}#{row}", columns.file.file.name);
+        let stored_path = columns.stored_path(i);
+        let id = self
+            .row_id(columns, i, stored_path, &name)
+            .map_err(row_err)?;
+        let raw: Vec<Option<&str>> = columns
+            .raw_columns
+            .iter()
+            .map(|s| s.get(i).map(str::trim))
+            .collect();
+        let values = plan.resolve(&raw).map_err(|p| row_err(p.message))?;
+        let image = match self.image_kind {
+            ImageKind::Path => {
+                let raw_path = stored_path.unwrap_or("").trim();
+                let root = self.root.as_ref().map_or_else(
+                    || super::image_path_in_root(Path::new(""), raw_path),
+                    |root| root.image(raw_path),
+                );
+                ImageSource::File(root.map_err(row_err)?)
+            }
+            ImageKind::Bytes | ImageKind::Struct { .. } => match columns.stored_bytes(i) {
+                Some(b) if !b.is_empty() => ImageSource::Embedded {
+                    name,
+                    bytes: b.to_vec(),
+                },
+                _ => {
+                    return Ok(RecordItem::Skipped(SkippedRecord {
+                        id,
+                        image: name,
+                        reason: format!("column {}: no image bytes", self.image_column),
+                    }));
+                }
+            },
+        };
+        Ok(RecordItem::Record(Record { id, image, values }))
+    }
+
+    /// Row `i`'s id by the id rule (`stored_path`: the row's image path, `name`: its
+    /// `<file>#<row>` name), or why it has none.
+    fn row_id(
+        &self,
+        columns: &BatchColumns<'_>,
+        i: usize,
+        stored_path: Option<&str>,
+        name: &str,
+    ) -> Result<String, String> {
+        match &self.id {
+            ParquetId::Row => Ok(name.to_string()),
+            ParquetId::ImagePath => match stored_path {
+                Some(p) if !p.trim().is_empty() => Ok(p.trim().to_string()),
+                _ => Err(format!(
+                    "column {}: the image path (the id) is empty",
+                    self.image_column
+                )),
+            },
+            ParquetId::Column(c) => match columns.id_column.as_ref().and_then(|s| s.get(i)) {
+                Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                _ => Err(format!("the id column {c} is empty")),
+            },
         }
-        Ok(items)
+    }
+}
+
+/// The columns of one decoded slice of a parquet file, as strings and binaries.
+struct BatchColumns<'a> {
+    file: &'a OpenedFile,
+    /// Index in the file of the slice's first row.
+    offset: usize,
+    /// Rows whose image cell is null.
+    image_null: BooleanChunked,
+    image_bytes: Option<BinaryChunked>,
+    image_path: Option<StringChunked>,
+    id_column: Option<StringChunked>,
+    /// The plan's raw columns, in [`Plan::columns`] order.
+    raw_columns: Vec<StringChunked>,
+}
+
+impl BatchColumns<'_> {
+    /// Row `i`'s stored image path (none when its image cell is null).
+    fn stored_path(&self, i: usize) -> Option<&str> {
+        if self.image_null.get(i).unwrap_or(false) {
+            None
+        } else {
+            self.image_path.as_ref().and_then(|p| p.get(i))
+        }
+    }
+
+    /// Row `i`'s embedded image bytes (none when its image cell is null).
+    fn stored_bytes(&self, i: usize) -> Option<&[u8]> {
+        if self.image_null.get(i).unwrap_or(false) {
+            None
+        } else {
+            self.image_bytes.as_ref().and_then(|b| b.get(i))
+        }
     }
 }
 

@@ -250,129 +250,10 @@ impl Dataset {
     }
 
     fn open_spec(file: &Path, options: &DatasetOptions) -> Result<Dataset, DatasetError> {
-        let bytes = read_regular_file(file, MAX_TEXT_INPUT_BYTES, "limit for dataset specs")
-            .map_err(|source| DatasetError::Io {
-                path: file.to_path_buf(),
-                source,
-            })?;
-        let spec_hash = hex(&Sha256::digest(&bytes));
-        let text = String::from_utf8(bytes).map_err(|_| DatasetError::SpecSyntax {
-            file: file.to_path_buf(),
-            message: "not UTF-8 text".into(),
-        })?;
+        let (text, spec_hash) = read_spec(file)?;
         let spec = spec::parse(file, &text)?;
         let plan = Plan::from_specs(file, &spec.attributes)?;
-        let (source, details) = match &spec.source {
-            SourceSpec::FairFace {
-                labels,
-                root,
-                allow_outside_root,
-            } => {
-                let table =
-                    fairface::open_spec(labels, ImageRoot::new(root, *allow_outside_root), &plan)?;
-                let details = serde_json::json!({
-                    "files": [file_entry("labels", labels)?],
-                    "image_root": root.display().to_string(),
-                });
-                (Source::Csv(table), details)
-            }
-            SourceSpec::FairFaceHub {
-                repo,
-                revision,
-                config,
-                split,
-                files,
-                sha256,
-                id,
-            } => {
-                hub::require_codes(file, &plan, "fairface-hub")?;
-                let fetched = hub::fetch(
-                    repo,
-                    revision,
-                    config,
-                    split,
-                    files.as_deref(),
-                    sha256,
-                    options,
-                )
-                .map_err(|e| match e {
-                    hub::FetchError::Dataset(e) => e,
-                    hub::FetchError::Spec(field, message) => DatasetError::Spec {
-                        file: file.to_path_buf(),
-                        field: field.into(),
-                        message,
-                    },
-                })?;
-                let table =
-                    manifest::ParquetTable::open_fairface(fetched.parquet_files(), *id, &plan)?;
-                let details = fetched.provenance();
-                (Source::Parquet(table), details)
-            }
-            SourceSpec::FairFaceParquet { paths, id } => {
-                hub::require_codes(file, &plan, "fairface-parquet")?;
-                let files = paths
-                    .iter()
-                    .map(|p| manifest::ParquetFile::local(p.clone()))
-                    .collect::<Vec<_>>();
-                let table = manifest::ParquetTable::open_fairface(files, *id, &plan)?;
-                let entries = paths
-                    .iter()
-                    .map(|p| file_entry("parquet", p))
-                    .collect::<Result<Vec<_>, _>>()?;
-                (
-                    Source::Parquet(table),
-                    serde_json::json!({ "files": entries }),
-                )
-            }
-            SourceSpec::UtkFace {
-                root,
-                recursive,
-                allow_outside_root,
-            } => {
-                let folder = utkface::UtkFolder::open(
-                    ImageRoot::new(root, *allow_outside_root),
-                    *recursive,
-                    &plan,
-                )?;
-                let details = folder.provenance();
-                (Source::Utk(folder), details)
-            }
-            SourceSpec::Manifest {
-                path,
-                kind,
-                image_column,
-                id_column,
-                root,
-                allow_outside_root,
-            } => {
-                let image_root = ImageRoot::new(root, *allow_outside_root);
-                let source = match kind {
-                    spec::ManifestKind::Csv => Source::Csv(manifest::CsvTable::open(
-                        path,
-                        image_root,
-                        image_column,
-                        id_column.as_deref(),
-                        &plan,
-                    )?),
-                    spec::ManifestKind::Parquet => {
-                        Source::Parquet(manifest::ParquetTable::open_manifest(
-                            path,
-                            image_root,
-                            image_column,
-                            id_column.as_deref(),
-                            &plan,
-                        )?)
-                    }
-                };
-                let details = serde_json::json!({
-                    "files": [file_entry("manifest", path)?],
-                    "image_root": root.display().to_string(),
-                    "image_column": image_column,
-                    "id_column": id_column,
-                });
-                (source, details)
-            }
-        };
+        let (source, details) = open_source(file, &spec.source, &plan, options)?;
         let mut provenance = serde_json::json!({
             "format": spec.source.format(),
             "name": spec.name,
@@ -509,6 +390,137 @@ impl Dataset {
     }
 }
 
+/// A spec file's text and the SHA-256 (hex) of its bytes.
+fn read_spec(file: &Path) -> Result<(String, String), DatasetError> {
+    let bytes = read_regular_file(file, MAX_TEXT_INPUT_BYTES, "limit for dataset specs").map_err(
+        |source| DatasetError::Io {
+            path: file.to_path_buf(),
+            source,
+        },
+    )?;
+    let spec_hash = hex(&Sha256::digest(&bytes));
+    let text = String::from_utf8(bytes).map_err(|_| DatasetError::SpecSyntax {
+        file: file.to_path_buf(),
+        message: "not UTF-8 text".into(),
+    })?;
+    Ok((text, spec_hash))
+}
+
+/// Opens the spec's `[source]` (checking its columns against `plan`) and describes it for the
+/// provenance (data files with SHA-256, image root, Hub repository, …).
+fn open_source(
+    file: &Path,
+    source: &SourceSpec,
+    plan: &Plan,
+    options: &DatasetOptions,
+) -> Result<(Source, serde_json::Value), DatasetError> {
+    Ok(match source {
+        SourceSpec::FairFace {
+            labels,
+            root,
+            allow_outside_root,
+        } => {
+            let table =
+                fairface::open_spec(labels, ImageRoot::new(root, *allow_outside_root), plan)?;
+            let details = serde_json::json!({
+                "files": [file_entry("labels", labels)?],
+                "image_root": root.display().to_string(),
+            });
+            (Source::Csv(table), details)
+        }
+        SourceSpec::FairFaceHub(hub) => open_hub(file, hub, plan, options)?,
+        SourceSpec::FairFaceParquet { paths, id } => {
+            hub::require_codes(file, plan, "fairface-parquet")?;
+            let files = paths
+                .iter()
+                .map(|p| manifest::ParquetFile::local(p.clone()))
+                .collect::<Vec<_>>();
+            let table = manifest::ParquetTable::open_fairface(files, *id, plan)?;
+            let entries = paths
+                .iter()
+                .map(|p| file_entry("parquet", p))
+                .collect::<Result<Vec<_>, _>>()?;
+            (
+                Source::Parquet(table),
+                serde_json::json!({ "files": entries }),
+            )
+        }
+        SourceSpec::UtkFace {
+            root,
+            recursive,
+            allow_outside_root,
+        } => {
+            let folder = utkface::UtkFolder::open(
+                ImageRoot::new(root, *allow_outside_root),
+                *recursive,
+                plan,
+            )?;
+            let details = folder.provenance();
+            (Source::Utk(folder), details)
+        }
+        SourceSpec::Manifest(manifest) => open_manifest(manifest, plan)?,
+    })
+}
+
+/// A `fairface-hub` source: its files fetched into (or found in) the Hugging Face cache.
+fn open_hub(
+    file: &Path,
+    hub: &spec::HubSpec,
+    plan: &Plan,
+    options: &DatasetOptions,
+) -> Result<(Source, serde_json::Value), DatasetError> {
+    hub::require_codes(file, plan, "fairface-hub")?;
+    let fetched = hub::fetch(hub, options).map_err(|e| match e {
+        hub::FetchError::Dataset(e) => e,
+        hub::FetchError::Spec(field, message) => DatasetError::Spec {
+            file: file.to_path_buf(),
+            field: field.into(),
+            message,
+        },
+    })?;
+    let table = manifest::ParquetTable::open_fairface(fetched.parquet_files(), hub.id, plan)?;
+    Ok((Source::Parquet(table), fetched.provenance()))
+}
+
+/// A `manifest` source: a CSV or Parquet table.
+fn open_manifest(
+    spec: &spec::ManifestSpec,
+    plan: &Plan,
+) -> Result<(Source, serde_json::Value), DatasetError> {
+    let spec::ManifestSpec {
+        path,
+        kind,
+        image_column,
+        id_column,
+        root,
+        allow_outside_root,
+    } = spec;
+    let image_root = ImageRoot::new(root, *allow_outside_root);
+    let source = match kind {
+        spec::ManifestKind::Csv => Source::Csv(manifest::CsvTable::open(
+            path,
+            image_root,
+            image_column,
+            id_column.as_deref(),
+            plan,
+        )?),
+        spec::ManifestKind::Parquet => Source::Parquet(manifest::ParquetTable::open_manifest(
+            path,
+            image_root,
+            image_column,
+            id_column.as_deref(),
+            plan,
+        )?),
+    };
+    let details = serde_json::json!({
+        "files": [file_entry("manifest", path)?],
+        "image_root": root.display().to_string(),
+        "image_column": image_column,
+        "id_column": id_column,
+    });
+    Ok((source, details))
+}
+
 /// Adds `extra`'s keys to `base` (both JSON objects).
 fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
     if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
@@ -575,4 +587,104 @@ pub(crate) fn image_path_in_root(root: &Path, raw: &str) -> Result<PathBuf, Stri
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    //! Tests that need the module's private items; the public API is tested in
+    //! `tests/dataset_*.rs`.
+
+    use std::fs;
+
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn offline() -> DatasetOptions {
+        DatasetOptions {
+            offline: true,
+            hub_cache: None,
+        }
+    }
+
+    /// The first error of the stream, as text.
+    fn first_error(ds: &Dataset) -> String {
+        match ds.records().unwrap().find_map(Result::err) {
+            Some(e) => e.to_string(),
+            None => panic!("no error"),
+        }
+    }
+
+    fn repo_datasets() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets")
+    }
+
+    #[test]
+    fn image_paths_stay_inside_the_root() {
+        let root = Path::new("/data/ff");
+        assert_eq!(
+            image_path_in_root(root, "val/1.jpg").unwrap(),
+            root.join("val/1.jpg")
+        );
+        assert_eq!(
+            image_path_in_root(root, "val/../train/1.jpg").unwrap(),
+            root.join("val/../train/1.jpg")
+        );
+        assert!(image_path_in_root(root, "./1.jpg").is_ok());
+        for bad in [
+            "../1.jpg",
+            "val/../../1.jpg",
+            "/etc/passwd",
+            "\\\\server\\x.jpg",
+            "C:\\x.jpg",
+            "",
+        ] {
+            assert!(image_path_in_root(root, bad).is_err(), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(
+            dir.path(),
+            "labels.csv",
+            "file,age,gender,race\nval/1.jpg,3-9,Male,White\n../secret.jpg,3-9,Male,White\n",
+        );
+        let e = first_error(&Dataset::open(&csv, &offline()).unwrap());
+        assert!(
+            e.contains("row 2 (line 3)") && e.contains("\"../secret.jpg\" leaves the dataset root"),
+            "{e}"
+        );
+        let csv = write(dir.path(), "abs.csv", "file,race\n/etc/passwd,White\n");
+        let e = first_error(&Dataset::open(&csv, &offline()).unwrap());
+        assert!(
+            e.contains("row 1 (line 2)") && e.contains("absolute"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shipped_specs_parse() {
+        for name in [
+            "fairface-val.toml",
+            "fairface-local.toml",
+            "utkface.toml",
+            "demo.toml",
+        ] {
+            let path = repo_datasets().join(name);
+            let text = fs::read_to_string(&path).unwrap();
+            let parsed = spec::parse(&path, &text).unwrap();
+            plan::Plan::from_specs(&path, &parsed.attributes).unwrap();
+        }
+        // The Hub spec's file is the known layout, and offline with an empty cache says what is missing.
+        let empty = tempfile::tempdir().unwrap();
+        let options = DatasetOptions {
+            offline: true,
+            hub_cache: Some(empty.path().to_path_buf()),
+        };
+        let e = Dataset::open(&repo_datasets().join("fairface-val.toml"), &options).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("0.25/validation-00000-of-00001-951dbd63c8724ee1.parquet"),
+            "{e}"
+        );
+    }
+}

@@ -93,14 +93,114 @@ fn list(values: &[String]) -> String {
     out.join(", ")
 }
 
+fn spec_error(spec_file: &Path, field: String, message: String) -> DatasetError {
+    DatasetError::Spec {
+        file: spec_file.to_path_buf(),
+        field,
+        message,
+    }
+}
+
+impl Codes {
+    /// `pairs` (raw code, value) as a lookup, with the codes listed in a readable order.
+    fn new(field: String, pairs: &[(String, String)]) -> Codes {
+        let mut known: Vec<String> = pairs.iter().map(|(c, _)| c.clone()).collect();
+        known.sort_by(|a, b| match (a.parse::<i64>(), b.parse::<i64>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => a.cmp(b),
+        });
+        Codes {
+            field,
+            map: pairs.iter().cloned().collect(),
+            known,
+        }
+    }
+}
+
+/// One attribute spec being checked: its file and field (for errors) and its vocabulary.
+struct AttributeCheck<'a> {
+    spec_file: &'a Path,
+    spec: &'a AttributeSpec,
+    /// The vocabulary in display order.
+    values: Vec<String>,
+    vocabulary: HashSet<String>,
+}
+
+impl<'a> AttributeCheck<'a> {
+    /// Reads the vocabulary (`values`, for bins defaulting to the labels): present, not empty,
+    /// no value twice.
+    fn new(spec_file: &'a Path, spec: &'a AttributeSpec) -> Result<Self, DatasetError> {
+        let field = format!("{}.values", spec.field);
+        let values = match (&spec.values, &spec.kind) {
+            (Some(v), _) => v.clone(),
+            (None, AttributeKind::Bins { labels, .. }) => labels.clone(),
+            (None, _) => {
+                return Err(spec_error(
+                    spec_file,
+                    field,
+                    "missing: every attribute needs its vocabulary (the allowed values, in display order)".into(),
+                ));
+            }
+        };
+        if values.is_empty() {
+            return Err(spec_error(spec_file, field, "must not be empty".into()));
+        }
+        let vocabulary: HashSet<String> = values.iter().cloned().collect();
+        if vocabulary.len() != values.len() {
+            let mut seen = HashSet::new();
+            let dup = values
+                .iter()
+                .find(|v| !seen.insert(*v))
+                .cloned()
+                .unwrap_or_default();
+            return Err(spec_error(
+                spec_file,
+                field,
+                format!("value {dup:?} is listed twice"),
+            ));
+        }
+        Ok(AttributeCheck {
+            spec_file,
+            spec,
+            values,
+            vocabulary,
+        })
+    }
+
+    /// `attributes.<name>.<key>`.
+    fn field(&self, key: &str) -> String {
+        format!("{}.{key}", self.spec.field)
+    }
+
+    /// `attributes.<name>.<key> in <spec file>`: where a source column is named.
+    fn origin(&self, key: &str) -> String {
+        format!("{} in {}", self.field(key), self.spec_file.display())
+    }
+
+    fn err(&self, field: String, message: String) -> DatasetError {
+        spec_error(self.spec_file, field, message)
+    }
+
+    /// Fails, naming `key`, when `value` is not in the vocabulary.
+    fn must_be_in_vocabulary(&self, key: String, value: &str) -> Result<(), DatasetError> {
+        if self.vocabulary.contains(value) {
+            Ok(())
+        } else {
+            Err(self.err(
+                key,
+                format!(
+                    "{value:?} is not in attributes.{}.values ({})",
+                    self.spec.name,
+                    list(&self.values)
+                ),
+            ))
+        }
+    }
+}
+
 impl Plan {
     /// Checks the spec's attributes and builds the rules. `spec_file` names the file in errors.
     pub fn from_specs(spec_file: &Path, specs: &[AttributeSpec]) -> Result<Plan, DatasetError> {
-        let err = |field: String, message: String| DatasetError::Spec {
-            file: spec_file.to_path_buf(),
-            field,
-            message,
-        };
         let mut plan = Plan {
             attributes: Vec::new(),
             columns: Vec::new(),
@@ -109,143 +209,124 @@ impl Plan {
             vocabularies: Vec::new(),
         };
         for spec in specs {
-            let field = |key: &str| format!("{}.{key}", spec.field);
-            if plan.attributes.iter().any(|a| a.name == spec.name) {
-                return Err(err(
-                    field("name"),
-                    format!("attribute {:?} is declared twice", spec.name),
-                ));
-            }
-            let values = match (&spec.values, &spec.kind) {
-                (Some(v), _) => v.clone(),
-                (None, AttributeKind::Bins { labels, .. }) => labels.clone(),
-                (None, _) => {
-                    return Err(err(
-                        field("values"),
-                        "missing: every attribute needs its vocabulary (the allowed values, in display order)".into(),
-                    ));
-                }
-            };
-            if values.is_empty() {
-                return Err(err(field("values"), "must not be empty".into()));
-            }
-            let vocabulary: HashSet<String> = values.iter().cloned().collect();
-            if vocabulary.len() != values.len() {
-                let mut seen = HashSet::new();
-                let dup = values
-                    .iter()
-                    .find(|v| !seen.insert(*v))
-                    .cloned()
-                    .unwrap_or_default();
-                return Err(err(
-                    field("values"),
-                    format!("value {dup:?} is listed twice"),
-                ));
-            }
-            let must_be_in_vocabulary = |key: String, value: &str| {
-                if vocabulary.contains(value) {
-                    Ok(())
-                } else {
-                    Err(err(
-                        key,
-                        format!(
-                            "{value:?} is not in attributes.{}.values ({})",
-                            spec.name,
-                            list(&values)
-                        ),
-                    ))
-                }
-            };
-            let rule = match &spec.kind {
-                AttributeKind::Column { column, codes } => {
-                    let codes = match codes {
-                        None => None,
-                        Some(pairs) => {
-                            for (code, value) in pairs {
-                                must_be_in_vocabulary(format!("{}.{code}", field("codes")), value)?;
-                            }
-                            let mut known: Vec<String> =
-                                pairs.iter().map(|(c, _)| c.clone()).collect();
-                            known.sort_by(|a, b| match (a.parse::<i64>(), b.parse::<i64>()) {
-                                (Ok(x), Ok(y)) => x.cmp(&y),
-                                _ => a.cmp(b),
-                            });
-                            Some(Codes {
-                                field: field("codes"),
-                                map: pairs.iter().cloned().collect(),
-                                known,
-                            })
-                        }
-                    };
-                    Rule::Column {
-                        column: plan.column_index(
-                            column,
-                            format!("{} in {}", field("column"), spec_file.display()),
-                        ),
-                        codes,
-                    }
-                }
-                AttributeKind::Bins {
-                    from,
-                    edges,
-                    labels,
-                } => {
-                    for (i, label) in labels.iter().enumerate() {
-                        must_be_in_vocabulary(format!("{}.labels[{i}]", field("bins")), label)?;
-                    }
-                    Rule::Bins {
-                        input: plan.input(
-                            from,
-                            format!("{} in {}", field("from"), spec_file.display()),
-                        ),
-                        edges: edges.clone(),
-                        labels: labels.clone(),
-                    }
-                }
-                AttributeKind::Map { from, map, default } => {
-                    for (key, value) in map {
-                        must_be_in_vocabulary(format!("{}.{key}", field("map")), value)?;
-                    }
-                    if let Some(d) = default {
-                        must_be_in_vocabulary(field("default"), d)?;
-                    }
-                    let input = plan.input(
-                        from,
-                        format!("{} in {}", field("from"), spec_file.display()),
-                    );
-                    let map: HashMap<String, String> = map.iter().cloned().collect();
-                    if let (Input::Attribute(i), None) = (input, default) {
-                        let missing: Vec<String> = plan.attributes[i]
-                            .values
-                            .iter()
-                            .filter(|v| !map.contains_key(*v))
-                            .cloned()
-                            .collect();
-                        if !missing.is_empty() {
-                            return Err(err(
-                                field("map"),
-                                format!(
-                                    "does not cover {} of attribute {from:?} and there is no `default`",
-                                    list(&missing)
-                                ),
-                            ));
-                        }
-                    }
-                    Rule::Map {
-                        input,
-                        map,
-                        default: default.clone(),
-                    }
-                }
-            };
-            plan.attributes.push(Attribute {
-                name: spec.name.clone(),
-                values,
-            });
-            plan.vocabularies.push(vocabulary);
-            plan.rules.push(rule);
+            plan.push_spec(spec_file, spec)?;
         }
         Ok(plan)
+    }
+
+    /// Checks one attribute against those declared before it and appends its rule.
+    fn push_spec(&mut self, spec_file: &Path, spec: &AttributeSpec) -> Result<(), DatasetError> {
+        if self.attributes.iter().any(|a| a.name == spec.name) {
+            return Err(spec_error(
+                spec_file,
+                format!("{}.name", spec.field),
+                format!("attribute {:?} is declared twice", spec.name),
+            ));
+        }
+        let check = AttributeCheck::new(spec_file, spec)?;
+        let rule = match &spec.kind {
+            AttributeKind::Column { column, codes } => {
+                self.column_rule(&check, column, codes.as_deref())?
+            }
+            AttributeKind::Bins {
+                from,
+                edges,
+                labels,
+            } => self.bins_rule(&check, from, edges, labels)?,
+            AttributeKind::Map { from, map, default } => {
+                self.map_rule(&check, from, map, default.as_ref())?
+            }
+        };
+        self.attributes.push(Attribute {
+            name: spec.name.clone(),
+            values: check.values,
+        });
+        self.vocabularies.push(check.vocabulary);
+        self.rules.push(rule);
+        Ok(())
+    }
+
+    /// A plain column, its `codes` (if any) checked against the vocabulary.
+    fn column_rule(
+        &mut self,
+        check: &AttributeCheck<'_>,
+        column: &str,
+        codes: Option<&[(String, String)]>,
+    ) -> Result<Rule, DatasetError> {
+        let codes = match codes {
+            None => None,
+            Some(pairs) => {
+                for (code, value) in pairs {
+                    check
+                        .must_be_in_vocabulary(format!("{}.{code}", check.field("codes")), value)?;
+                }
+                Some(Codes::new(check.field("codes"), pairs))
+            }
+        };
+        Ok(Rule::Column {
+            column: self.column_index(column, check.origin("column")),
+            codes,
+        })
+    }
+
+    /// Bins over a column or an earlier attribute, their labels checked against the vocabulary.
+    fn bins_rule(
+        &mut self,
+        check: &AttributeCheck<'_>,
+        from: &str,
+        edges: &[f64],
+        labels: &[String],
+    ) -> Result<Rule, DatasetError> {
+        for (i, label) in labels.iter().enumerate() {
+            check.must_be_in_vocabulary(format!("{}.labels[{i}]", check.field("bins")), label)?;
+        }
+        Ok(Rule::Bins {
+            input: self.input(from, check.origin("from")),
+            edges: edges.to_vec(),
+            labels: labels.to_vec(),
+        })
+    }
+
+    /// A value map over a column or an earlier attribute: its targets and `default` must be in
+    /// the vocabulary, and over an attribute it must cover that attribute's values or have a
+    /// `default`.
+    fn map_rule(
+        &mut self,
+        check: &AttributeCheck<'_>,
+        from: &str,
+        map: &[(String, String)],
+        default: Option<&String>,
+    ) -> Result<Rule, DatasetError> {
+        for (key, value) in map {
+            check.must_be_in_vocabulary(format!("{}.{key}", check.field("map")), value)?;
+        }
+        if let Some(d) = default {
+            check.must_be_in_vocabulary(check.field("default"), d)?;
+        }
+        let input = self.input(from, check.origin("from"));
+        let map: HashMap<String, String> = map.iter().cloned().collect();
+        if let (Input::Attribute(i), None) = (input, default) {
+            let missing: Vec<String> = self.attributes[i]
+                .values
+                .iter()
+                .filter(|v| !map.contains_key(*v))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(check.err(
+                    check.field("map"),
+                    format!(
+                        "does not cover {} of attribute {from:?} and there is no `default`",
+                        list(&missing)
+                    ),
+                ));
+            }
+        }
+        Ok(Rule::Map {
+            input,
+            map,
+            default: default.cloned(),
+        })
     }
 
     /// A plan of plain columns with given vocabularies (the direct label-CSV case).
@@ -308,94 +389,13 @@ impl Plan {
     pub fn resolve(&self, raw: &[Option<&str>]) -> Result<Vec<String>, Problem> {
         let mut out: Vec<String> = Vec::with_capacity(self.rules.len());
         for (i, rule) in self.rules.iter().enumerate() {
-            let name = &self.attributes[i].name;
-            let read = |input: Input, out: &[String]| -> Result<(String, String), Problem> {
-                match input {
-                    Input::Attribute(a) => Ok((
-                        format!("attribute {}", self.attributes[a].name),
-                        out[a].clone(),
-                    )),
-                    Input::Column(c) => {
-                        let column = &self.columns[c];
-                        match raw[c] {
-                            Some(v) => Ok((format!("column {column}"), v.to_string())),
-                            None => Err(Problem {
-                                kind: ProblemKind::Missing,
-                                message: format!("column {column} is empty (null)"),
-                            }),
-                        }
-                    }
-                }
-            };
-            let value = match rule {
-                Rule::Column { column, codes } => {
-                    let column_name = &self.columns[*column];
-                    let Some(v) = raw[*column] else {
-                        return Err(Problem {
-                            kind: ProblemKind::Missing,
-                            message: format!("column {column_name} is empty (null)"),
-                        });
-                    };
-                    match codes {
-                        None => v.to_string(),
-                        Some(codes) => match codes.map.get(v) {
-                            Some(mapped) => mapped.clone(),
-                            None => {
-                                return Err(Problem {
-                                    kind: ProblemKind::UnknownCode,
-                                    message: format!(
-                                        "column {column_name}: value {v:?} has no entry in {} (known: {})",
-                                        codes.field,
-                                        codes.known.join(", ")
-                                    ),
-                                });
-                            }
-                        },
-                    }
-                }
-                Rule::Bins {
-                    input,
-                    edges,
-                    labels,
-                } => {
-                    let (what, v) = read(*input, &out)?;
-                    let x: f64 = match v.trim().parse::<f64>() {
-                        Ok(x) if !x.is_nan() => x,
-                        _ => {
-                            return Err(Problem {
-                                kind: ProblemKind::NotNumeric,
-                                message: format!(
-                                    "attribute {name}: {what} value {v:?} is not a number"
-                                ),
-                            });
-                        }
-                    };
-                    labels[edges.partition_point(|e| *e <= x)].clone()
-                }
-                Rule::Map {
-                    input,
-                    map,
-                    default,
-                } => {
-                    let (what, v) = read(*input, &out)?;
-                    match map.get(&v).or(default.as_ref()) {
-                        Some(m) => m.clone(),
-                        None => {
-                            return Err(Problem {
-                                kind: ProblemKind::Unmapped,
-                                message: format!(
-                                    "attribute {name}: {what} value {v:?} is not in attributes.{name}.map and there is no default"
-                                ),
-                            });
-                        }
-                    }
-                }
-            };
+            let value = self.rule_value(i, rule, raw, &out)?;
             if !self.vocabularies[i].contains(&value) {
                 return Err(Problem {
                     kind: ProblemKind::OutsideVocabulary,
                     message: format!(
-                        "attribute {name}: value {value:?} is not in its vocabulary (allowed: {})",
+                        "attribute {}: value {value:?} is not in its vocabulary (allowed: {})",
+                        self.attributes[i].name,
                         list(&self.attributes[i].values)
                     ),
                 });
@@ -403,5 +403,106 @@ impl Plan {
             out.push(value);
         }
         Ok(out)
+    }
+
+    /// Attribute `i`'s value by its rule; `out` holds the values of the attributes before it.
+    fn rule_value(
+        &self,
+        i: usize,
+        rule: &Rule,
+        raw: &[Option<&str>],
+        out: &[String],
+    ) -> Result<String, Problem> {
+        let name = &self.attributes[i].name;
+        match rule {
+            Rule::Column { column, codes } => self.column_value(*column, codes.as_ref(), raw),
+            Rule::Bins {
+                input,
+                edges,
+                labels,
+            } => {
+                let (what, v) = self.read(*input, raw, out)?;
+                match v.trim().parse::<f64>() {
+                    Ok(x) if !x.is_nan() => Ok(labels[edges.partition_point(|e| *e <= x)].clone()),
+                    _ => Err(Problem {
+                        kind: ProblemKind::NotNumeric,
+                        message: format!("attribute {name}: {what} value {v:?} is not a number"),
+                    }),
+                }
+            }
+            Rule::Map {
+                input,
+                map,
+                default,
+            } => {
+                let (what, v) = self.read(*input, raw, out)?;
+                match map.get(&v).or(default.as_ref()) {
+                    Some(m) => Ok(m.clone()),
+                    None => Err(Problem {
+                        kind: ProblemKind::Unmapped,
+                        message: format!(
+                            "attribute {name}: {what} value {v:?} is not in attributes.{name}.map and there is no default"
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// A plain column's cell, through its `codes` when it has them.
+    fn column_value(
+        &self,
+        column: usize,
+        codes: Option<&Codes>,
+        raw: &[Option<&str>],
+    ) -> Result<String, Problem> {
+        let column_name = &self.columns[column];
+        let Some(v) = raw[column] else {
+            return Err(missing(column_name));
+        };
+        match codes {
+            None => Ok(v.to_string()),
+            Some(codes) => match codes.map.get(v) {
+                Some(mapped) => Ok(mapped.clone()),
+                None => Err(Problem {
+                    kind: ProblemKind::UnknownCode,
+                    message: format!(
+                        "column {column_name}: value {v:?} has no entry in {} (known: {})",
+                        codes.field,
+                        codes.known.join(", ")
+                    ),
+                }),
+            },
+        }
+    }
+
+    /// A derived attribute's input: what it is (for messages) and its value.
+    fn read(
+        &self,
+        input: Input,
+        raw: &[Option<&str>],
+        out: &[String],
+    ) -> Result<(String, String), Problem> {
+        match input {
+            Input::Attribute(a) => Ok((
+                format!("attribute {}", self.attributes[a].name),
+                out[a].clone(),
+            )),
+            Input::Column(c) => {
+                let column = &self.columns[c];
+                match raw[c] {
+                    Some(v) => Ok((format!("column {column}"), v.to_string())),
+                    None => Err(missing(column)),
+                }
+            }
+        }
+    }
+}
+
+/// A null cell of `column`.
+fn missing(column: &str) -> Problem {
+    Problem {
+        kind: ProblemKind::Missing,
+        message: format!("column {column} is empty (null)"),
     }
 }

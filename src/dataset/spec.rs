@@ -95,15 +95,7 @@ pub(crate) enum SourceSpec {
         root: PathBuf,
         allow_outside_root: bool,
     },
-    FairFaceHub {
-        repo: String,
-        revision: String,
-        config: String,
-        split: String,
-        files: Option<Vec<String>>,
-        sha256: Vec<(String, String)>,
-        id: IdRule,
-    },
+    FairFaceHub(HubSpec),
     FairFaceParquet {
         paths: Vec<PathBuf>,
         id: IdRule,
@@ -113,14 +105,32 @@ pub(crate) enum SourceSpec {
         recursive: bool,
         allow_outside_root: bool,
     },
-    Manifest {
-        path: PathBuf,
-        kind: ManifestKind,
-        image_column: String,
-        id_column: Option<String>,
-        root: PathBuf,
-        allow_outside_root: bool,
-    },
+    Manifest(ManifestSpec),
+}
+
+/// A `fairface-hub` source: parquet files of a Hugging Face dataset repository.
+#[derive(Debug, Clone)]
+pub(crate) struct HubSpec {
+    pub repo: String,
+    pub revision: String,
+    pub config: String,
+    pub split: String,
+    /// Paths inside the repository; `None`: the known layout of `config` and `split`.
+    pub files: Option<Vec<String>>,
+    /// Pinned SHA-256 digests (hex) by repository path.
+    pub sha256: Vec<(String, String)>,
+    pub id: IdRule,
+}
+
+/// A `manifest` source: a CSV or Parquet table with an image column.
+#[derive(Debug, Clone)]
+pub(crate) struct ManifestSpec {
+    pub path: PathBuf,
+    pub kind: ManifestKind,
+    pub image_column: String,
+    pub id_column: Option<String>,
+    pub root: PathBuf,
+    pub allow_outside_root: bool,
 }
 
 impl SourceSpec {
@@ -128,10 +138,10 @@ impl SourceSpec {
     pub fn format(&self) -> &'static str {
         match self {
             SourceSpec::FairFace { .. } => "fairface",
-            SourceSpec::FairFaceHub { .. } => "fairface-hub",
+            SourceSpec::FairFaceHub(_) => "fairface-hub",
             SourceSpec::FairFaceParquet { .. } => "fairface-parquet",
             SourceSpec::UtkFace { .. } => "utkface",
-            SourceSpec::Manifest { .. } => "manifest",
+            SourceSpec::Manifest(_) => "manifest",
         }
     }
 }
@@ -218,112 +228,16 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Spec, DatasetError> {
 
 fn parse_source(mut node: Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetError> {
     let format = node.required_string("format")?;
-    let path = |p: String| dir.join(p);
     let source = match format.as_str() {
-        "fairface" => {
-            let labels = path(node.required_string("labels")?);
-            let root = match node.string("root")? {
-                Some(r) => path(r),
-                None => labels.parent().unwrap_or(Path::new("")).to_path_buf(),
-            };
-            SourceSpec::FairFace {
-                labels,
-                root,
-                allow_outside_root: allow_outside_root(&mut node)?,
-            }
-        }
-        "fairface-hub" => {
-            let repo = node
-                .string("repo")?
-                .unwrap_or_else(|| DEFAULT_REPO.to_string());
-            if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
-                return Err(node.err("repo", &format!("expected owner/name, got {repo:?}")));
-            }
-            let revision = node
-                .string("revision")?
-                .unwrap_or_else(|| "main".to_string());
-            let config = node.required_string("config")?;
-            let split = node.required_string("split")?;
-            let files = node.strings("files")?;
-            if files.as_ref().is_some_and(Vec::is_empty) {
-                return Err(node.err("files", "must list at least one parquet file"));
-            }
-            let sha256 = node.string_map("sha256")?.unwrap_or_default();
-            for (f, digest) in &sha256 {
-                if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(node.err(&format!("sha256.{f}"), "expected 64 hex digits"));
-                }
-            }
-            let id = parse_id(&mut node)?;
-            SourceSpec::FairFaceHub {
-                repo,
-                revision,
-                config,
-                split,
-                files,
-                sha256,
-                id,
-            }
-        }
-        "fairface-parquet" => {
-            let paths = node
-                .string_or_strings("path")?
-                .ok_or_else(|| node.err("path", "missing (a parquet file or a list of them)"))?;
-            if paths.is_empty() {
-                return Err(node.err("path", "must list at least one parquet file"));
-            }
-            let id = parse_id(&mut node)?;
-            SourceSpec::FairFaceParquet {
-                paths: paths.into_iter().map(path).collect(),
-                id,
-            }
-        }
+        "fairface" => fairface_source(&mut node, dir)?,
+        "fairface-hub" => fairface_hub_source(&mut node)?,
+        "fairface-parquet" => fairface_parquet_source(&mut node, dir)?,
         "utkface" => SourceSpec::UtkFace {
-            root: path(node.required_string("root")?),
+            root: dir.join(node.required_string("root")?),
             recursive: node.boolean("recursive")?.unwrap_or(false),
             allow_outside_root: allow_outside_root(&mut node)?,
         },
-        "manifest" => {
-            let file = path(node.required_string("path")?);
-            let kind = match node.string("kind")?.as_deref() {
-                Some("csv") => ManifestKind::Csv,
-                Some("parquet") => ManifestKind::Parquet,
-                Some(other) => {
-                    return Err(node.err(
-                        "kind",
-                        &format!("expected \"csv\" or \"parquet\", got {other:?}"),
-                    ));
-                }
-                None => match file
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .map(str::to_ascii_lowercase)
-                {
-                    Some(e) if e == "csv" => ManifestKind::Csv,
-                    Some(e) if e == "parquet" => ManifestKind::Parquet,
-                    _ => {
-                        return Err(node.err(
-                            "kind",
-                            "missing, and the path's extension is neither .csv nor .parquet",
-                        ));
-                    }
-                },
-            };
-            let image_column = node.required_string("image_column")?;
-            let id_column = node.string("id_column")?;
-            let root = match node.string("root")? {
-                Some(r) => path(r),
-                None => file.parent().unwrap_or(Path::new("")).to_path_buf(),
-            };
-            SourceSpec::Manifest {
-                path: file,
-                kind,
-                image_column,
-                id_column,
-                root,
-                allow_outside_root: allow_outside_root(&mut node)?,
-            }
-        }
+        "manifest" => manifest_source(&mut node, dir)?,
         other => {
             return Err(node.err(
                 "format",
@@ -335,6 +249,115 @@ fn parse_source(mut node: Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetErr
     };
     node.finish()?;
     Ok(source)
+}
+
+/// `format = "fairface"`: a label CSV and the image root (default: the CSV's folder).
+fn fairface_source(node: &mut Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetError> {
+    let labels = dir.join(node.required_string("labels")?);
+    let root = match node.string("root")? {
+        Some(r) => dir.join(r),
+        None => labels.parent().unwrap_or(Path::new("")).to_path_buf(),
+    };
+    Ok(SourceSpec::FairFace {
+        labels,
+        root,
+        allow_outside_root: allow_outside_root(node)?,
+    })
+}
+
+/// `format = "fairface-hub"`: repository, revision, config, split, files and pinned digests.
+fn fairface_hub_source(node: &mut Node<'_>) -> Result<SourceSpec, DatasetError> {
+    let repo = node
+        .string("repo")?
+        .unwrap_or_else(|| DEFAULT_REPO.to_string());
+    if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
+        return Err(node.err("repo", &format!("expected owner/name, got {repo:?}")));
+    }
+    let revision = node
+        .string("revision")?
+        .unwrap_or_else(|| "main".to_string());
+    let config = node.required_string("config")?;
+    let split = node.required_string("split")?;
+    let files = node.strings("files")?;
+    if files.as_ref().is_some_and(Vec::is_empty) {
+        return Err(node.err("files", "must list at least one parquet file"));
+    }
+    let sha256 = node.string_map("sha256")?.unwrap_or_default();
+    for (f, digest) in &sha256 {
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(node.err(&format!("sha256.{f}"), "expected 64 hex digits"));
+        }
+    }
+    let id = parse_id(node)?;
+    Ok(SourceSpec::FairFaceHub(HubSpec {
+        repo,
+        revision,
+        config,
+        split,
+        files,
+        sha256,
+        id,
+    }))
+}
+
+/// `format = "fairface-parquet"`: one parquet file or a list of them.
+fn fairface_parquet_source(node: &mut Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetError> {
+    let paths = node
+        .string_or_strings("path")?
+        .ok_or_else(|| node.err("path", "missing (a parquet file or a list of them)"))?;
+    if paths.is_empty() {
+        return Err(node.err("path", "must list at least one parquet file"));
+    }
+    let id = parse_id(node)?;
+    Ok(SourceSpec::FairFaceParquet {
+        paths: paths.into_iter().map(|p| dir.join(p)).collect(),
+        id,
+    })
+}
+
+/// `format = "manifest"`: a CSV or Parquet table, its image and id columns, the image root
+/// (default: the table's folder).
+fn manifest_source(node: &mut Node<'_>, dir: &Path) -> Result<SourceSpec, DatasetError> {
+    let file = dir.join(node.required_string("path")?);
+    let kind = manifest_kind(node, &file)?;
+    let image_column = node.required_string("image_column")?;
+    let id_column = node.string("id_column")?;
+    let root = match node.string("root")? {
+        Some(r) => dir.join(r),
+        None => file.parent().unwrap_or(Path::new("")).to_path_buf(),
+    };
+    Ok(SourceSpec::Manifest(ManifestSpec {
+        path: file,
+        kind,
+        image_column,
+        id_column,
+        root,
+        allow_outside_root: allow_outside_root(node)?,
+    }))
+}
+
+/// A manifest's `kind`, by default from the extension of its `file`.
+fn manifest_kind(node: &mut Node<'_>, file: &Path) -> Result<ManifestKind, DatasetError> {
+    match node.string("kind")?.as_deref() {
+        Some("csv") => Ok(ManifestKind::Csv),
+        Some("parquet") => Ok(ManifestKind::Parquet),
+        Some(other) => Err(node.err(
+            "kind",
+            &format!("expected \"csv\" or \"parquet\", got {other:?}"),
+        )),
+        None => match file
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+        {
+            Some(e) if e == "csv" => Ok(ManifestKind::Csv),
+            Some(e) if e == "parquet" => Ok(ManifestKind::Parquet),
+            _ => Err(node.err(
+                "kind",
+                "missing, and the path's extension is neither .csv nor .parquet",
+            )),
+        },
+    }
 }
 
 /// `allow_outside_root` (default false): may image links resolve outside the root?
@@ -361,83 +384,16 @@ fn parse_attribute(mut node: Node<'_>) -> Result<AttributeSpec, DatasetError> {
     // From here on, errors name the attribute: `attributes.race.values`.
     node.path = format!("attributes.{name}");
     let values = node.strings("values")?;
-    let column = node.string("column")?;
-    let codes = node.string_map("codes")?;
-    let from = node.string("from")?;
-    let bins = node.table("bins")?;
-    let map = node.string_map("map")?;
-    let default = node.string("default")?;
-    let kind = match (from, bins, map) {
-        (None, None, None) => {
-            if default.is_some() {
-                return Err(node.err("default", "only allowed with `map`"));
-            }
-            AttributeKind::Column {
-                column: column.unwrap_or_else(|| name.clone()),
-                codes,
-            }
+    let keys = KindKeys::read(&mut node)?;
+    let kind = if keys.is_derived() {
+        derived_kind(&node, keys)?
+    } else {
+        if keys.default.is_some() {
+            return Err(node.err("default", "only allowed with `map`"));
         }
-        (from, bins, map) => {
-            let derived_conflict = |key: &str| {
-                node.err(
-                    key,
-                    "not allowed on a derived attribute (one with `from`, `bins` or `map`)",
-                )
-            };
-            if column.is_some() {
-                return Err(derived_conflict("column"));
-            }
-            if codes.is_some() {
-                return Err(derived_conflict("codes"));
-            }
-            let from = from.ok_or_else(|| {
-                node.err("from", "missing (the column or attribute to derive from)")
-            })?;
-            match (bins, map) {
-                (Some(_), Some(_)) => {
-                    return Err(node.err("map", "give either `bins` or `map`, not both"));
-                }
-                (None, None) => {
-                    return Err(node.err("bins", "a derived attribute needs `bins` or `map`"));
-                }
-                (Some(mut b), None) => {
-                    if default.is_some() {
-                        return Err(node.err("default", "only allowed with `map`"));
-                    }
-                    let edges = b
-                        .numbers("edges")?
-                        .ok_or_else(|| b.err("edges", "missing"))?;
-                    let labels = b
-                        .strings("labels")?
-                        .ok_or_else(|| b.err("labels", "missing"))?;
-                    if edges.is_empty() {
-                        return Err(b.err("edges", "must have at least one edge"));
-                    }
-                    if edges.iter().any(|e| !e.is_finite())
-                        || edges.windows(2).any(|w| w[0] >= w[1])
-                    {
-                        return Err(b.err("edges", "must be finite and strictly increasing"));
-                    }
-                    if labels.len() != edges.len() + 1 {
-                        return Err(b.err(
-                            "labels",
-                            &format!(
-                                "{} edges make {} bins, but {} labels are given",
-                                edges.len(),
-                                edges.len() + 1,
-                                labels.len()
-                            ),
-                        ));
-                    }
-                    b.finish()?;
-                    AttributeKind::Bins {
-                        from,
-                        edges,
-                        labels,
-                    }
-                }
-                (None, Some(map)) => AttributeKind::Map { from, map, default },
-            }
+        AttributeKind::Column {
+            column: keys.column.unwrap_or_else(|| name.clone()),
+            codes: keys.codes,
         }
     };
     let field = node.path.clone();
@@ -447,6 +403,101 @@ fn parse_attribute(mut node: Node<'_>) -> Result<AttributeSpec, DatasetError> {
         field,
         values,
         kind,
+    })
+}
+
+/// The keys of an `[[attributes]]` entry that say where its value comes from, as given.
+struct KindKeys<'a> {
+    column: Option<String>,
+    codes: Option<Vec<(String, String)>>,
+    from: Option<String>,
+    bins: Option<Node<'a>>,
+    map: Option<Vec<(String, String)>>,
+    default: Option<String>,
+}
+
+impl<'a> KindKeys<'a> {
+    fn read(node: &mut Node<'a>) -> Result<Self, DatasetError> {
+        Ok(KindKeys {
+            column: node.string("column")?,
+            codes: node.string_map("codes")?,
+            from: node.string("from")?,
+            bins: node.table("bins")?,
+            map: node.string_map("map")?,
+            default: node.string("default")?,
+        })
+    }
+
+    /// Derived (from another column or attribute) rather than a plain column?
+    fn is_derived(&self) -> bool {
+        self.from.is_some() || self.bins.is_some() || self.map.is_some()
+    }
+}
+
+/// A derived attribute: `from` with either `bins` or `map`, and no `column` or `codes`.
+fn derived_kind(node: &Node<'_>, keys: KindKeys<'_>) -> Result<AttributeKind, DatasetError> {
+    let derived_conflict = |key: &str| {
+        node.err(
+            key,
+            "not allowed on a derived attribute (one with `from`, `bins` or `map`)",
+        )
+    };
+    if keys.column.is_some() {
+        return Err(derived_conflict("column"));
+    }
+    if keys.codes.is_some() {
+        return Err(derived_conflict("codes"));
+    }
+    let from = keys
+        .from
+        .ok_or_else(|| node.err("from", "missing (the column or attribute to derive from)"))?;
+    match (keys.bins, keys.map) {
+        (Some(_), Some(_)) => Err(node.err("map", "give either `bins` or `map`, not both")),
+        (None, None) => Err(node.err("bins", "a derived attribute needs `bins` or `map`")),
+        (Some(bins), None) => {
+            if keys.default.is_some() {
+                return Err(node.err("default", "only allowed with `map`"));
+            }
+            parse_bins(bins, from)
+        }
+        (None, Some(map)) => Ok(AttributeKind::Map {
+            from,
+            map,
+            default: keys.default,
+        }),
+    }
+}
+
+/// The `bins` table: finite, strictly increasing `edges` and one more `labels` than edges.
+fn parse_bins(mut b: Node<'_>, from: String) -> Result<AttributeKind, DatasetError> {
+    let edges = b
+        .numbers("edges")?
+        .ok_or_else(|| b.err("edges", "missing"))?;
+    let labels = b
+        .strings("labels")?
+        .ok_or_else(|| b.err("labels", "missing"))?;
+    if edges.is_empty() {
+        return Err(b.err("edges", "must have at least one edge"));
+    }
+    if edges.iter().any(|e| !e.is_finite()) || edges.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(b.err("edges", "must be finite and strictly increasing"));
+    }
+    if labels.len() != edges.len() + 1 {
+        return Err(b.err(
+            "labels",
+            &format!(
+                "{} edges make {} bins, but {} labels are given",
+                edges.len(),
+                edges.len() + 1,
+                labels.len()
+            ),
+        ));
+    }
+    b.finish()?;
+    Ok(AttributeKind::Bins {
+        from,
+        edges,
+        labels,
     })
 }
 

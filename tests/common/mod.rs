@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use clip_audit::model::{LoadedModel, ModelFiles};
 
+pub mod dataset;
+
 /// `tests/fixtures/<parts>`.
 pub fn fixture(parts: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
