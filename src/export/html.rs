@@ -3,11 +3,11 @@
 //! Every user-provided string is HTML-escaped.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::charts;
 use super::view::{self, Block, Table};
-use super::{ExportError, Exporter, Report, write_file};
+use super::{Artefact, ExportError, Exporter, Report};
 
 /// Writes `report.html`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -17,8 +17,8 @@ pub struct HtmlExporter;
 pub const SKIPPED_SHOWN: usize = 100;
 
 impl Exporter for HtmlExporter {
-    fn write(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
-        let path = dir.join("report.html");
+    fn render(&self, report: &Report) -> Result<Vec<Artefact>, ExportError> {
+        let path = PathBuf::from("report.html");
         let svgs = charts::render_svgs(report).map_err(|e| match e {
             // name the page being written, and the chart that failed
             ExportError::Chart {
@@ -30,8 +30,7 @@ impl Exporter for HtmlExporter {
             },
             other => other,
         })?;
-        write_file(&path, render(report, &svgs).as_bytes())?;
-        Ok(vec![path])
+        Ok(vec![Artefact::new(path, render(report, &svgs))])
     }
 }
 

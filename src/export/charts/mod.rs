@@ -15,28 +15,25 @@ use self::bars::Bars;
 use self::heatmap::Heatmap;
 use self::style::{DrawResult, font_ready};
 use super::view::{self, ChartSpec, Index, Layout};
-use super::{ExportError, Exporter, Report, write_file};
+use super::{Artefact, ExportError, Exporter, Report};
 
 /// Writes one PNG and one SVG per chart into `charts/`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ChartsExporter;
 
 impl Exporter for ChartsExporter {
-    fn write(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
-        let dir = dir.join("charts");
-        let mut written = Vec::new();
+    fn render(&self, report: &Report) -> Result<Vec<Artefact>, ExportError> {
+        let mut files = Vec::new();
         for spec in view::plan(report) {
-            let png_path = dir.join(format!("{}.png", spec.stem));
-            let svg_path = dir.join(format!("{}.svg", spec.stem));
+            let png_path = PathBuf::from("charts").join(format!("{}.png", spec.stem));
+            let svg_path = PathBuf::from("charts").join(format!("{}.svg", spec.stem));
             let chart = build(report, &spec, &png_path)?;
             let png = to_png(&chart, &png_path)?;
-            write_file(&png_path, &png)?;
-            written.push(png_path);
+            files.push(Artefact::new(png_path, png));
             let svg = to_svg(&chart, &svg_path)?;
-            write_file(&svg_path, svg.as_bytes())?;
-            written.push(svg_path);
+            files.push(Artefact::new(svg_path, svg));
         }
-        Ok(written)
+        Ok(files)
     }
 }
 
