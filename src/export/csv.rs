@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Artefact, ExportError, Exporter, Report, SkippedRecord};
+use super::{Artefact, ChartCache, ExportError, Exporter, Report, SkippedRecord};
 use crate::metrics::AuditMetrics;
 
 /// Writes `groups.csv`, `accuracy.csv`, `disparities.csv` and `skipped.csv`.
@@ -45,7 +45,7 @@ pub const DISPARITIES_HEADER: [&str; 6] = [
 pub const SKIPPED_HEADER: [&str; 3] = ["id", "image", "reason"];
 
 impl Exporter for CsvExporter {
-    fn render(&self, report: &Report) -> Result<Vec<Artefact>, ExportError> {
+    fn render(&self, report: &Report, _: &ChartCache) -> Result<Vec<Artefact>, ExportError> {
         let metrics = report.metrics;
         let mut files = vec![groups_csv(metrics)?];
         if !metrics.accuracy.is_empty() {

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::charts;
+use super::charts::{ChartCache, DrawnChart};
 use super::view::{self, Block, Table};
 use super::{Artefact, ExportError, Exporter, Report};
 
@@ -17,9 +17,9 @@ pub struct HtmlExporter;
 pub const SKIPPED_SHOWN: usize = 100;
 
 impl Exporter for HtmlExporter {
-    fn render(&self, report: &Report) -> Result<Vec<Artefact>, ExportError> {
+    fn render(&self, report: &Report, charts: &ChartCache) -> Result<Vec<Artefact>, ExportError> {
         let path = PathBuf::from("report.html");
-        let svgs = charts::render_svgs(report).map_err(|e| match e {
+        let drawn = charts.drawn(report).map_err(|e| match e {
             // name the page being written, and the chart that failed
             ExportError::Chart {
                 path: chart,
@@ -30,7 +30,7 @@ impl Exporter for HtmlExporter {
             },
             other => other,
         })?;
-        Ok(vec![Artefact::new(path, render(report, &svgs))])
+        Ok(vec![Artefact::new(path, render(report, drawn))])
     }
 }
 
@@ -60,8 +60,8 @@ figcaption{color:#555;font-size:.9em}
 footer{color:#777;font-size:.85em;margin-top:3em}
 ";
 
-/// The whole page; `svgs` are the charts from [`charts::render_svgs`].
-pub(crate) fn render(report: &Report, svgs: &[(super::view::ChartSpec, String)]) -> String {
+/// The whole page; `charts` are those [`ChartCache::drawn`] gives.
+pub(crate) fn render(report: &Report, charts: &[DrawnChart]) -> String {
     let context = report.context;
     let mut out = String::new();
     let _ = write!(
@@ -117,7 +117,9 @@ pub(crate) fn render(report: &Report, svgs: &[(super::view::ChartSpec, String)])
             }
             Block::Table(table) => table_html(&mut out, &table),
             Block::Chart(chart) => {
-                if let Some((_, svg)) = svgs.iter().find(|(c, _)| c.stem == chart.stem) {
+                if let Some(DrawnChart { svg, .. }) =
+                    charts.iter().find(|c| c.spec.stem == chart.stem)
+                {
                     // plotters escapes the text and attributes it writes into the SVG
                     let _ = writeln!(
                         out,

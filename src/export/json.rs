@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{Artefact, ExportError, Exporter, Report};
+use super::{Artefact, ChartCache, ExportError, Exporter, Report};
 use crate::metrics::{Attribute, CategoryInfo, Disparity, GroupAccuracy, GroupRate};
 
 /// Writes `metrics.json`.
@@ -47,7 +47,7 @@ struct GroupingEntry<'a> {
 }
 
 impl Exporter for JsonExporter {
-    fn render(&self, report: &Report) -> Result<Vec<Artefact>, ExportError> {
+    fn render(&self, report: &Report, _: &ChartCache) -> Result<Vec<Artefact>, ExportError> {
         let (context, metrics) = (report.context, report.metrics);
         let file = MetricsFile {
             format_version: FORMAT_VERSION,

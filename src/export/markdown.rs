@@ -4,14 +4,14 @@
 use std::fmt::Write as _;
 
 use super::view::{self, Block, Table};
-use super::{Artefact, ExportError, Exporter, Report};
+use super::{Artefact, ChartCache, ExportError, Exporter, Report};
 
 /// Writes `tables.md`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MarkdownExporter;
 
 impl Exporter for MarkdownExporter {
-    fn render(&self, report: &Report) -> Result<Vec<Artefact>, ExportError> {
+    fn render(&self, report: &Report, _: &ChartCache) -> Result<Vec<Artefact>, ExportError> {
         Ok(vec![Artefact::new("tables.md", render(report))])
     }
 }

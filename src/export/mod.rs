@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping};
 pub use crate::schema::SkippedRecord;
 
-pub use self::charts::ChartsExporter;
+pub use self::charts::{ChartCache, ChartsExporter};
 pub use self::csv::{ACCURACY_HEADER, CsvExporter, GROUPS_HEADER};
 pub use self::html::HtmlExporter;
 pub use self::html::SKIPPED_SHOWN;
@@ -99,13 +99,16 @@ impl Artefact {
 
 /// One output format: renders its files in memory; writing them is [`write_report`]'s job.
 pub trait Exporter {
-    /// This format's files. Errors name files relative to the report folder.
-    fn render(&self, report: &Report) -> Result<Vec<Artefact>, ExportError>;
+    /// This format's files; `charts` draws each chart once for all the formats of `report` that
+    /// show it. Errors name files relative to the report folder.
+    fn render(&self, report: &Report, charts: &ChartCache) -> Result<Vec<Artefact>, ExportError>;
 
     /// Renders this format alone and writes it into `dir` (created if needed); returns the files
     /// written.
     fn write(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
-        let files = self.render(report).map_err(|e| e.under(dir))?;
+        let files = self
+            .render(report, &ChartCache::default())
+            .map_err(|e| e.under(dir))?;
         write_artefacts(dir, &files)
     }
 }
@@ -202,9 +205,10 @@ pub fn all_exporters() -> Vec<Box<dyn Exporter>> {
 /// Renders every format, then writes the whole report folder into `dir` (nothing is written
 /// when a format fails to render); returns every file written, in order.
 pub fn write_report(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    let charts = ChartCache::default();
     let mut files = Vec::new();
     for exporter in all_exporters() {
-        files.extend(exporter.render(report).map_err(|e| e.under(dir))?);
+        files.extend(exporter.render(report, &charts).map_err(|e| e.under(dir))?);
     }
     write_artefacts(dir, &files)
 }
@@ -287,6 +291,45 @@ mod tests {
             assert!(!x.is_empty(), "{} is empty", fa.display());
             assert!(x == y, "{} differs between runs", fa.display());
         }
+    }
+
+    #[test]
+    fn report_html_embeds_the_chart_files_bytes() {
+        let (context, metrics) = testdata::sample();
+        let report = Report {
+            context: &context,
+            metrics: &metrics,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let files = write_report(&report, tmp.path()).unwrap();
+        let html = std::fs::read_to_string(tmp.path().join("report.html")).unwrap();
+        let svgs: Vec<_> = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "svg"))
+            .collect();
+        assert_eq!(svgs.len(), 4);
+        for svg in svgs {
+            let text = std::fs::read_to_string(svg).unwrap();
+            assert!(
+                html.contains(text.trim_end()),
+                "{} not in the page",
+                svg.display()
+            );
+        }
+    }
+
+    #[test]
+    fn charts_are_drawn_once_per_report() {
+        let (context, metrics) = testdata::sample();
+        let report = Report {
+            context: &context,
+            metrics: &metrics,
+        };
+        let charts = ChartCache::default();
+        let first = charts.drawn(&report).unwrap();
+        let again = charts.drawn(&report).unwrap();
+        assert_eq!(first.len(), 4);
+        assert!(std::ptr::eq(first, again));
     }
 
     #[test]

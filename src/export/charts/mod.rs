@@ -6,6 +6,7 @@ mod bars;
 mod heatmap;
 mod style;
 
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
@@ -22,32 +23,70 @@ use super::{Artefact, ExportError, Exporter, Report};
 pub struct ChartsExporter;
 
 impl Exporter for ChartsExporter {
-    fn render(&self, report: &Report) -> Result<Vec<Artefact>, ExportError> {
+    fn render(&self, report: &Report, charts: &ChartCache) -> Result<Vec<Artefact>, ExportError> {
         let mut files = Vec::new();
-        for spec in view::plan(report) {
-            let png_path = PathBuf::from("charts").join(format!("{}.png", spec.stem));
-            let svg_path = PathBuf::from("charts").join(format!("{}.svg", spec.stem));
-            let chart = build(report, &spec, &png_path)?;
-            let png = to_png(&chart, &png_path)?;
+        for drawn in charts.drawn(report)? {
+            let (png_path, svg_path) = paths(&drawn.spec);
+            let png = to_png(&drawn.chart, &png_path)?;
             files.push(Artefact::new(png_path, png));
-            let svg = to_svg(&chart, &svg_path)?;
-            files.push(Artefact::new(svg_path, svg));
+            files.push(Artefact::new(svg_path, drawn.svg.clone()));
         }
         Ok(files)
     }
 }
 
-/// Every chart of `report` as SVG text, in [`plan`] order (for inlining into HTML).
-pub(crate) fn render_svgs(report: &Report) -> Result<Vec<(ChartSpec, String)>, ExportError> {
-    view::plan(report)
-        .into_iter()
-        .map(|spec| {
-            let path = PathBuf::from("charts").join(format!("{}.svg", spec.stem));
-            let chart = build(report, &spec, &path)?;
-            let svg = to_svg(&chart, &path)?;
-            Ok((spec, svg))
-        })
-        .collect()
+/// The report's charts, each laid out and drawn as SVG at most once however many formats show
+/// it: `charts/*.svg` and the figures of `report.html` are the same bytes. One cache serves one
+/// report.
+#[derive(Default)]
+pub struct ChartCache {
+    drawn: OnceCell<Vec<DrawnChart>>,
+}
+
+/// One chart of the report, laid out and drawn as SVG.
+pub(crate) struct DrawnChart {
+    /// Which chart it is.
+    pub spec: ChartSpec,
+    /// Its layout, to draw the PNG from.
+    chart: Chart,
+    /// The SVG file's text.
+    pub svg: String,
+}
+
+impl ChartCache {
+    /// Every chart of `report` in [`view::plan`] order, drawn on the first call. Errors name the
+    /// chart's file relative to the report folder.
+    pub(crate) fn drawn(&self, report: &Report) -> Result<&[DrawnChart], ExportError> {
+        if let Some(drawn) = self.drawn.get() {
+            return Ok(drawn);
+        }
+        let drawn = view::plan(report)
+            .into_iter()
+            .map(|spec| DrawnChart::new(report, spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.drawn.get_or_init(|| drawn))
+    }
+}
+
+impl DrawnChart {
+    /// Lays out and draws the chart `spec`. A layout error, or a picture too large, names the
+    /// PNG: the first file of the chart the charts exporter writes.
+    fn new(report: &Report, spec: ChartSpec) -> Result<Self, ExportError> {
+        let (png_path, svg_path) = paths(&spec);
+        let chart = build(report, &spec, &png_path)?;
+        checked_size(&chart, &png_path)?;
+        let svg = to_svg(&chart, &svg_path)?;
+        Ok(Self { spec, chart, svg })
+    }
+}
+
+/// The chart's PNG and SVG files, relative to the report folder.
+fn paths(spec: &ChartSpec) -> (PathBuf, PathBuf) {
+    let dir = Path::new("charts");
+    (
+        dir.join(format!("{}.png", spec.stem)),
+        dir.join(format!("{}.svg", spec.stem)),
+    )
 }
 
 /// A chart ready to draw.
