@@ -165,29 +165,14 @@ pub enum ExportError {
 impl ExportError {
     /// The error with the file it names taken as relative to `dir` (renderers name files
     /// relative to the report folder; an absolute path stays as it is).
-    fn under(self, dir: &Path) -> Self {
-        match self {
-            Self::Io { path, source } => Self::Io {
-                path: dir.join(path),
-                source,
-            },
-            Self::Csv { path, source } => Self::Csv {
-                path: dir.join(path),
-                source,
-            },
-            Self::Json { path, source } => Self::Json {
-                path: dir.join(path),
-                source,
-            },
-            Self::Chart { path, message } => Self::Chart {
-                path: dir.join(path),
-                message,
-            },
-            Self::Png { path, source } => Self::Png {
-                path: dir.join(path),
-                source,
-            },
-        }
+    fn under(mut self, dir: &Path) -> Self {
+        let (Self::Io { path, .. }
+        | Self::Csv { path, .. }
+        | Self::Json { path, .. }
+        | Self::Chart { path, .. }
+        | Self::Png { path, .. }) = &mut self;
+        *path = dir.join(&*path);
+        self
     }
 }
 

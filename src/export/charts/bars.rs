@@ -15,6 +15,7 @@ use crate::export::Report;
 use crate::export::view::{self, ChartSpec, Index, Layout};
 
 /// Grouped bars: per group, one bar per category.
+#[derive(Debug)]
 pub(super) struct Bars {
     title: String,
     subtitle: String,

@@ -14,6 +14,7 @@ use crate::export::view::{ChartSpec, Index, Layout};
 use crate::metrics::CategoryInfo;
 
 /// A matrix of one category's rates.
+#[derive(Debug)]
 pub(super) struct Heatmap {
     title: String,
     subtitle: String,

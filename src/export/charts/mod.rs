@@ -1,6 +1,10 @@
 //! Charts with plotters, each as `charts/<name>.png` and `.svg`: per one-attribute grouping,
 //! grouped bars of every category's rate with 95% CI whiskers; per intersection, one heatmap per
 //! harmful category. Palettes have monotonic luminance, so the charts survive greyscale printing.
+//!
+//! Here: the exporter, the [`ChartCache`] that lays out and draws each chart once per report (the
+//! SVG files and `report.html` share it), and PNG/SVG encoding. The look is in `style`, the two
+//! kinds of chart in `bars` and `heatmap`.
 
 mod bars;
 mod heatmap;
@@ -38,12 +42,13 @@ impl Exporter for ChartsExporter {
 /// The report's charts, each laid out and drawn as SVG at most once however many formats show
 /// it: `charts/*.svg` and the figures of `report.html` are the same bytes. One cache serves one
 /// report.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct ChartCache {
     drawn: OnceCell<Vec<DrawnChart>>,
 }
 
 /// One chart of the report, laid out and drawn as SVG.
+#[derive(Debug)]
 pub(crate) struct DrawnChart {
     /// Which chart it is.
     pub spec: ChartSpec,
@@ -90,6 +95,7 @@ fn paths(spec: &ChartSpec) -> (PathBuf, PathBuf) {
 }
 
 /// A chart ready to draw.
+#[derive(Debug)]
 enum Chart {
     Bars(Bars),
     Heatmap(Heatmap),
