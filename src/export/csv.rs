@@ -2,9 +2,10 @@
 //! `disparities.csv` and `skipped.csv`. Numbers at full precision (`rate` is exactly `count / n`).
 //! Text cells that a spreadsheet would run as a formula are neutralised ([`crate::csv_cell`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{ExportError, Exporter, Report, write_file};
+use super::{Artefact, ChartCache, ExportError, Exporter, Report, SkippedRecord};
+use crate::metrics::AuditMetrics;
 
 /// Writes `groups.csv`, `accuracy.csv`, `disparities.csv` and `skipped.csv`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,82 +45,85 @@ pub const DISPARITIES_HEADER: [&str; 6] = [
 pub const SKIPPED_HEADER: [&str; 3] = ["id", "image", "reason"];
 
 impl Exporter for CsvExporter {
-    fn write(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    fn render(&self, report: &Report, _: &ChartCache) -> Result<Vec<Artefact>, ExportError> {
         let metrics = report.metrics;
-        let mut written = Vec::new();
-
-        let rows = metrics.rates.iter().map(|r| {
-            vec![
-                r.attribute.clone(),
-                r.group.clone(),
-                r.category.clone(),
-                r.n.to_string(),
-                r.count.to_string(),
-                r.rate.to_string(),
-                r.ci_low.to_string(),
-                r.ci_high.to_string(),
-            ]
-        });
-        written.push(write_csv(&dir.join("groups.csv"), &GROUPS_HEADER, rows)?);
-
+        let mut files = vec![groups_csv(metrics)?];
         if !metrics.accuracy.is_empty() {
-            let rows = metrics.accuracy.iter().map(|a| {
-                vec![
-                    a.attribute.clone(),
-                    a.group.clone(),
-                    a.n.to_string(),
-                    a.correct.to_string(),
-                    a.accuracy.to_string(),
-                    a.ci_low.to_string(),
-                    a.ci_high.to_string(),
-                ]
-            });
-            written.push(write_csv(
-                &dir.join("accuracy.csv"),
-                &ACCURACY_HEADER,
-                rows,
-            )?);
+            files.push(accuracy_csv(metrics)?);
         }
-
-        let rows = metrics.disparities.iter().map(|d| {
-            vec![
-                d.attribute.clone(),
-                d.category.clone(),
-                d.metric.as_str().to_string(),
-                d.value.map_or_else(String::new, |v| v.to_string()),
-                d.group.clone(),
-                d.reference_group.clone(),
-            ]
-        });
-        written.push(write_csv(
-            &dir.join("disparities.csv"),
-            &DISPARITIES_HEADER,
-            rows,
-        )?);
-
-        let skipped = dir.join("skipped.csv");
-        if report.context.skipped_streamed {
-            written.push(skipped);
-        } else {
-            let rows = report
-                .context
-                .skipped
-                .iter()
-                .map(|s| vec![s.id.clone(), s.image.clone(), s.reason.clone()]);
-            written.push(write_csv(&skipped, &SKIPPED_HEADER, rows)?);
+        files.push(disparities_csv(metrics)?);
+        // a streamed `skipped.csv` is already in the folder
+        if !report.context.skipped_streamed {
+            files.push(skipped_csv(&report.context.skipped)?);
         }
-        Ok(written)
+        Ok(files)
     }
 }
 
-/// Writes one CSV file (header, then rows) and returns its path.
-fn write_csv(
-    path: &Path,
+/// `groups.csv`: every rate.
+fn groups_csv(metrics: &AuditMetrics) -> Result<Artefact, ExportError> {
+    let rows = metrics.rates.iter().map(|r| {
+        vec![
+            r.attribute.clone(),
+            r.group.clone(),
+            r.category.clone(),
+            r.n.to_string(),
+            r.count.to_string(),
+            r.rate.to_string(),
+            r.ci_low.to_string(),
+            r.ci_high.to_string(),
+        ]
+    });
+    render_csv("groups.csv", &GROUPS_HEADER, rows)
+}
+
+/// `accuracy.csv`: every group's zero-shot accuracy.
+fn accuracy_csv(metrics: &AuditMetrics) -> Result<Artefact, ExportError> {
+    let rows = metrics.accuracy.iter().map(|a| {
+        vec![
+            a.attribute.clone(),
+            a.group.clone(),
+            a.n.to_string(),
+            a.correct.to_string(),
+            a.accuracy.to_string(),
+            a.ci_low.to_string(),
+            a.ci_high.to_string(),
+        ]
+    });
+    render_csv("accuracy.csv", &ACCURACY_HEADER, rows)
+}
+
+/// `disparities.csv`: every disparity (an undefined value as an empty cell).
+fn disparities_csv(metrics: &AuditMetrics) -> Result<Artefact, ExportError> {
+    let rows = metrics.disparities.iter().map(|d| {
+        vec![
+            d.attribute.clone(),
+            d.category.clone(),
+            d.metric.as_str().to_string(),
+            d.value.map_or_else(String::new, |v| v.to_string()),
+            d.group.clone(),
+            d.reference_group.clone(),
+        ]
+    });
+    render_csv("disparities.csv", &DISPARITIES_HEADER, rows)
+}
+
+/// `skipped.csv` from the records kept in memory.
+fn skipped_csv(skipped: &[SkippedRecord]) -> Result<Artefact, ExportError> {
+    let rows = skipped
+        .iter()
+        .map(|s| vec![s.id.clone(), s.image.clone(), s.reason.clone()]);
+    render_csv("skipped.csv", &SKIPPED_HEADER, rows)
+}
+
+/// One CSV file (header, then rows) named `name`.
+fn render_csv(
+    name: &str,
     header: &[&str],
     rows: impl Iterator<Item = Vec<String>>,
-) -> Result<PathBuf, ExportError> {
+) -> Result<Artefact, ExportError> {
     let error = |source| ExportError::Csv {
-        path: path.to_path_buf(),
+        path: Path::new(name).to_path_buf(),
         source,
     };
     let mut writer = ::csv::Writer::from_writer(Vec::new());
@@ -130,8 +134,7 @@ fn write_csv(
     let bytes = writer
         .into_inner()
         .map_err(|e| error(e.into_error().into()))?;
-    write_file(path, &bytes)?;
-    Ok(path.to_path_buf())
+    Ok(Artefact::new(name, bytes))
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 //! order (structs and `BTreeMap`s only) so identical inputs give identical bytes.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{ExportError, Exporter, Report, write_file};
+use super::{Artefact, ChartCache, ExportError, Exporter, Report};
 use crate::metrics::{Attribute, CategoryInfo, Disparity, GroupAccuracy, GroupRate};
 
 /// Writes `metrics.json`.
@@ -47,7 +47,7 @@ struct GroupingEntry<'a> {
 }
 
 impl Exporter for JsonExporter {
-    fn write(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    fn render(&self, report: &Report, _: &ChartCache) -> Result<Vec<Artefact>, ExportError> {
         let (context, metrics) = (report.context, report.metrics);
         let file = MetricsFile {
             format_version: FORMAT_VERSION,
@@ -79,14 +79,12 @@ impl Exporter for JsonExporter {
             reference_groups: &metrics.reference_groups,
             skipped: context.skipped_count(),
         };
-        let path = dir.join("metrics.json");
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(|source| ExportError::Json {
-            path: path.clone(),
+            path: PathBuf::from("metrics.json"),
             source,
         })?;
         bytes.push(b'\n');
-        write_file(&path, &bytes)?;
-        Ok(vec![path])
+        Ok(vec![Artefact::new("metrics.json", bytes)])
     }
 }
 

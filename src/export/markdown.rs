@@ -2,20 +2,17 @@
 //! confidence intervals, accuracy, disparities and intersections as Markdown.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use super::view::{self, Block, Table};
-use super::{ExportError, Exporter, Report, write_file};
+use super::{Artefact, ChartCache, ExportError, Exporter, Report};
 
 /// Writes `tables.md`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MarkdownExporter;
 
 impl Exporter for MarkdownExporter {
-    fn write(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
-        let path = dir.join("tables.md");
-        write_file(&path, render(report).as_bytes())?;
-        Ok(vec![path])
+    fn render(&self, report: &Report, _: &ChartCache) -> Result<Vec<Artefact>, ExportError> {
+        Ok(vec![Artefact::new("tables.md", render(report))])
     }
 }
 

@@ -2,7 +2,9 @@
 //! `metrics.json`, `tables.md`, charts (PNG + SVG) and a self-contained `report.html` — all
 //! rendering the same [`AuditMetrics`] with the run's [`ReportContext`].
 //!
-//! Every format is deterministic: the same inputs give byte-identical files.
+//! Exporters only render, into in-memory [`Artefact`]s; [`write_report`] writes them, so all of
+//! the folder's file I/O is here (`skipped.csv` is the exception: [`SkippedWriter`] streams it
+//! during the run). Every format is deterministic: the same inputs give byte-identical files.
 
 mod charts;
 mod csv;
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping};
 pub use crate::schema::SkippedRecord;
 
-pub use self::charts::ChartsExporter;
+pub use self::charts::{ChartCache, ChartsExporter};
 pub use self::csv::{ACCURACY_HEADER, CsvExporter, GROUPS_HEADER};
 pub use self::html::HtmlExporter;
 pub use self::html::SKIPPED_SHOWN;
@@ -76,10 +78,39 @@ pub struct Report<'a> {
     pub metrics: &'a AuditMetrics,
 }
 
-/// One output format.
+/// One file of the report folder, rendered in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artefact {
+    /// Where the file goes, relative to the report folder (`charts/race.svg`).
+    pub path: PathBuf,
+    /// Its contents.
+    pub bytes: Vec<u8>,
+}
+
+impl Artefact {
+    /// The file `path` (relative to the report folder) holding `bytes`.
+    pub fn new(path: impl Into<PathBuf>, bytes: impl Into<Vec<u8>>) -> Self {
+        Self {
+            path: path.into(),
+            bytes: bytes.into(),
+        }
+    }
+}
+
+/// One output format: renders its files in memory; writing them is [`write_report`]'s job.
 pub trait Exporter {
-    /// Writes this format's files into `dir` (created if needed); returns the files written.
-    fn write(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError>;
+    /// This format's files; `charts` draws each chart once for all the formats of `report` that
+    /// show it. Errors name files relative to the report folder.
+    fn render(&self, report: &Report, charts: &ChartCache) -> Result<Vec<Artefact>, ExportError>;
+
+    /// Renders this format alone and writes it into `dir` (created if needed); returns the files
+    /// written.
+    fn write(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
+        let files = self
+            .render(report, &ChartCache::default())
+            .map_err(|e| e.under(dir))?;
+        write_artefacts(dir, &files)
+    }
 }
 
 /// Writing a report file failed; every variant names the file.
@@ -131,6 +162,20 @@ pub enum ExportError {
     },
 }
 
+impl ExportError {
+    /// The error with the file it names taken as relative to `dir` (renderers name files
+    /// relative to the report folder; an absolute path stays as it is).
+    fn under(mut self, dir: &Path) -> Self {
+        let (Self::Io { path, .. }
+        | Self::Csv { path, .. }
+        | Self::Json { path, .. }
+        | Self::Chart { path, .. }
+        | Self::Png { path, .. }) = &mut self;
+        *path = dir.join(&*path);
+        self
+    }
+}
+
 /// Every format, in the order [`write_report`] runs them: csv, json, markdown, charts, html.
 pub fn all_exporters() -> Vec<Box<dyn Exporter>> {
     vec![
@@ -142,13 +187,27 @@ pub fn all_exporters() -> Vec<Box<dyn Exporter>> {
     ]
 }
 
-/// Writes the whole report folder into `dir`; returns every file written, in order.
+/// Renders every format, then writes the whole report folder into `dir` (nothing is written
+/// when a format fails to render); returns every file written, in order.
 pub fn write_report(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
-    let mut written = Vec::new();
+    let charts = ChartCache::default();
+    let mut files = Vec::new();
     for exporter in all_exporters() {
-        written.extend(exporter.write(report, dir)?);
+        files.extend(exporter.render(report, &charts).map_err(|e| e.under(dir))?);
     }
-    Ok(written)
+    write_artefacts(dir, &files)
+}
+
+/// Writes `files` into `dir`, creating folders as needed; returns their paths.
+fn write_artefacts(dir: &Path, files: &[Artefact]) -> Result<Vec<PathBuf>, ExportError> {
+    files
+        .iter()
+        .map(|file| {
+            let path = dir.join(&file.path);
+            write_file(&path, &file.bytes)?;
+            Ok(path)
+        })
+        .collect()
 }
 
 /// Creates `dir` and its parents.
@@ -217,6 +276,45 @@ mod tests {
             assert!(!x.is_empty(), "{} is empty", fa.display());
             assert!(x == y, "{} differs between runs", fa.display());
         }
+    }
+
+    #[test]
+    fn report_html_embeds_the_chart_files_bytes() {
+        let (context, metrics) = testdata::sample();
+        let report = Report {
+            context: &context,
+            metrics: &metrics,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let files = write_report(&report, tmp.path()).unwrap();
+        let html = std::fs::read_to_string(tmp.path().join("report.html")).unwrap();
+        let svgs: Vec<_> = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "svg"))
+            .collect();
+        assert_eq!(svgs.len(), 4);
+        for svg in svgs {
+            let text = std::fs::read_to_string(svg).unwrap();
+            assert!(
+                html.contains(text.trim_end()),
+                "{} not in the page",
+                svg.display()
+            );
+        }
+    }
+
+    #[test]
+    fn charts_are_drawn_once_per_report() {
+        let (context, metrics) = testdata::sample();
+        let report = Report {
+            context: &context,
+            metrics: &metrics,
+        };
+        let charts = ChartCache::default();
+        let first = charts.drawn(&report).unwrap();
+        let again = charts.drawn(&report).unwrap();
+        assert_eq!(first.len(), 4);
+        assert!(std::ptr::eq(first, again));
     }
 
     #[test]

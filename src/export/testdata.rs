@@ -98,6 +98,29 @@ pub(crate) fn sample() -> (ReportContext, AuditMetrics) {
 
 /// Builds context and metrics from `names`.
 pub(crate) fn build(names: &Names) -> (ReportContext, AuditMetrics) {
+    let (attributes, groupings, categories) = schema(names);
+    let Classes {
+        labels,
+        category,
+        matches,
+    } = Classes::new(names, &categories);
+    let setup = MetricsSetup {
+        attributes: attributes.clone(),
+        groupings: groupings.clone(),
+        categories: categories.clone(),
+        class_category: category,
+        class_matches: matches,
+        reference: BTreeMap::new(),
+    };
+    let mut acc = MetricsAccumulator::new(setup);
+    predict(names, &mut acc);
+    let metrics = acc.finish();
+    let context = context(names, categories, attributes, groupings, labels);
+    (context, metrics)
+}
+
+/// Race and gender, their groupings (each alone and crossed) and the three categories.
+fn schema(names: &Names) -> (Vec<Attribute>, Vec<Grouping>, Vec<CategoryInfo>) {
     let attributes = vec![
         Attribute {
             name: names.race.clone(),
@@ -128,41 +151,59 @@ pub(crate) fn build(names: &Names) -> (ReportContext, AuditMetrics) {
             harmful: true,
         },
     ];
-    // classes: 14 race × gender labels (human, with match rules), then non-human, then crime
-    let mut labels = Vec::new();
-    let mut class_category = Vec::new();
-    let mut class_matches = Vec::new();
-    for race in &names.races {
-        for gender in &names.genders {
-            labels.push((
-                format!("{} {}", race, gender).to_lowercase(),
-                categories[0].name.clone(),
-            ));
-            class_category.push(0);
-            class_matches.push(vec![(0, race.clone()), (1, gender.clone())]);
+    (attributes, groupings, categories)
+}
+
+/// The probe's classes: one race × gender label per group (human, with match rules), then the
+/// non-human labels, then the crime labels.
+struct Classes {
+    /// (label, category name), in class order.
+    labels: Vec<(String, String)>,
+    /// Each class's category index.
+    category: Vec<usize>,
+    /// Each class's match rule: (attribute index, value) pairs.
+    matches: Vec<Vec<(usize, String)>>,
+}
+
+impl Classes {
+    /// The classes of `names`' labels.
+    fn new(names: &Names, categories: &[CategoryInfo]) -> Self {
+        let mut classes = Classes {
+            labels: Vec::new(),
+            category: Vec::new(),
+            matches: Vec::new(),
+        };
+        for race in &names.races {
+            for gender in &names.genders {
+                classes.labels.push((
+                    format!("{} {}", race, gender).to_lowercase(),
+                    categories[0].name.clone(),
+                ));
+                classes.category.push(0);
+                classes
+                    .matches
+                    .push(vec![(0, race.clone()), (1, gender.clone())]);
+            }
         }
-    }
-    for (labels_of, c) in [(&names.non_human_labels, 1), (&names.crime_labels, 2)] {
-        for label in labels_of {
-            labels.push((label.clone(), categories[c].name.clone()));
-            class_category.push(c);
-            class_matches.push(vec![]);
+        for (labels_of, c) in [(&names.non_human_labels, 1), (&names.crime_labels, 2)] {
+            for label in labels_of {
+                classes
+                    .labels
+                    .push((label.clone(), categories[c].name.clone()));
+                classes.category.push(c);
+                classes.matches.push(vec![]);
+            }
         }
+        classes
     }
+}
+
+/// Feeds `acc` a deterministic pseudo-random stream of predictions; East Asian women get no
+/// images, so the intersection has an empty cell.
+fn predict(names: &Names, acc: &mut MetricsAccumulator) {
     let n_human = names.races.len() * names.genders.len();
     let first_non_human = n_human;
     let first_crime = n_human + names.non_human_labels.len();
-    let setup = MetricsSetup {
-        attributes: attributes.clone(),
-        groupings: groupings.clone(),
-        categories: categories.clone(),
-        class_category,
-        class_matches,
-        reference: BTreeMap::new(),
-    };
-    let mut acc = MetricsAccumulator::new(setup);
-    // a deterministic pseudo-random stream of predictions; East Asian women get no images, so
-    // the intersection has an empty cell
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         state = state
@@ -193,9 +234,18 @@ pub(crate) fn build(names: &Names) -> (ReportContext, AuditMetrics) {
             }
         }
     }
-    let metrics = acc.finish();
+}
+
+/// The report context, every string from `names` (salted with `names.text`).
+fn context(
+    names: &Names,
+    categories: Vec<CategoryInfo>,
+    attributes: Vec<Attribute>,
+    groupings: Vec<Grouping>,
+    labels: Vec<(String, String)>,
+) -> ReportContext {
     let t = &names.text;
-    let context = ReportContext {
+    ReportContext {
         title: names.title.clone(),
         probe_name: format!("clip-paper-race{t}"),
         probe_description: format!("CLIP paper §7.1: 14 race×gender labels{t}"),
@@ -223,6 +273,5 @@ pub(crate) fn build(names: &Names) -> (ReportContext, AuditMetrics) {
         note: Some(format!(
             "Format example: tiny random-weight model, the numbers mean nothing.{t}"
         )),
-    };
-    (context, metrics)
+    }
 }

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Report;
 use crate::metrics::disparity::{FAIR_RATIO_HIGH, FAIR_RATIO_LOW};
 use crate::metrics::{
-    ALL, Attribute, AuditMetrics, Disparity, DisparityMetric, GroupAccuracy, GroupRate, Grouping,
+    ALL, Attribute, AuditMetrics, CategoryInfo, Disparity, DisparityMetric, GroupAccuracy,
+    GroupRate, Grouping,
 };
 
 /// One piece of the document.
@@ -513,51 +514,89 @@ fn accuracy(index: &Index, layout: &Layout) -> Vec<Block> {
 /// Disparity summary of a grouping: per category the extremes, difference, ratio and the groups
 /// whose ratio to the reference leaves the fairness band; then the chi-square p-value.
 fn disparities(report: &Report, index: &Index, layout: &Layout) -> Vec<Block> {
-    let name = layout.name();
-    let rows_of: Vec<&Disparity> = report
-        .metrics
-        .disparities
-        .iter()
-        .filter(|d| d.attribute == name)
-        .collect();
-    if rows_of.is_empty() {
+    let of_grouping = GroupingDisparities::new(report, index, layout.name());
+    if of_grouping.rows.is_empty() {
         return Vec::new();
     }
-    let find = |category: &str, metric: DisparityMetric| {
-        rows_of
+    let rows = report
+        .context
+        .categories
+        .iter()
+        .filter_map(|c| of_grouping.table_row(c))
+        .collect();
+    let reference = report.metrics.reference_groups.get(layout.name());
+    let mut blocks = vec![
+        Block::Heading(3, format!("Disparities, by {}", layout.display_name())),
+        Block::Table(disparity_table(rows, reference)),
+    ];
+    if let Some(chi) = of_grouping.find("", DisparityMetric::Chi2P) {
+        blocks.push(chi_square(chi, &layout.display_name()));
+    }
+    blocks
+}
+
+/// The disparity rows of one grouping, and the rates their cells quote.
+struct GroupingDisparities<'a> {
+    /// The grouping's name.
+    name: &'a str,
+    /// Its rows of the metrics' disparities.
+    rows: Vec<&'a Disparity>,
+    index: &'a Index<'a>,
+}
+
+impl<'a> GroupingDisparities<'a> {
+    /// The disparities of grouping `name`.
+    fn new(report: &Report<'a>, index: &'a Index<'a>, name: &'a str) -> Self {
+        let rows = report
+            .metrics
+            .disparities
             .iter()
+            .filter(|d| d.attribute == name)
+            .collect();
+        Self { name, rows, index }
+    }
+
+    /// The row of `metric` for `category` (`""` for the chi-square test).
+    fn find(&self, category: &str, metric: DisparityMetric) -> Option<&'a Disparity> {
+        self.rows
+            .iter()
+            .copied()
             .find(|d| d.category == category && d.metric == metric)
-    };
-    let reference = report.metrics.reference_groups.get(name);
-    let with_rate = |group: &str, category: &str| {
+    }
+
+    /// A group's label with its rate of `category` in parentheses (when it has images).
+    fn with_rate(&self, group: &str, category: &str) -> String {
         let label = Layout::row_label(group);
-        match index.rate(name, group, category) {
+        match self.index.rate(self.name, group, category) {
             Some(r) => format!("{label} ({})", pct(r.rate)),
             None => label,
         }
-    };
-    let mut rows = Vec::new();
-    for category in &report.context.categories {
-        let c = category.name.as_str();
-        let (Some(diff), Some(ratio_row)) = (
-            find(c, DisparityMetric::Difference),
-            find(c, DisparityMetric::Ratio),
-        ) else {
-            continue;
-        };
-        let outside: Vec<String> = rows_of
+    }
+
+    /// The groups whose ratio to the reference for `category` is outside the band or
+    /// undefined, each with that ratio.
+    fn outside_band(&self, category: &str) -> Vec<String> {
+        self.rows
             .iter()
             .filter(|d| {
-                d.category == c
+                d.category == category
                     && d.metric == DisparityMetric::RatioToReference
                     && (d.flagged || d.value.is_none())
             })
             .map(|d| format!("{} {}", Layout::row_label(&d.group), ratio(d.value)))
-            .collect();
-        rows.push(vec![
+            .collect()
+    }
+
+    /// The table row of `category`; `None` when it has no difference and ratio rows.
+    fn table_row(&self, category: &CategoryInfo) -> Option<Vec<Cell>> {
+        let c = category.name.as_str();
+        let diff = self.find(c, DisparityMetric::Difference)?;
+        let ratio_row = self.find(c, DisparityMetric::Ratio)?;
+        let outside = self.outside_band(c);
+        Some(vec![
             Cell::plain(category_label(c, category.harmful)),
-            Cell::plain(with_rate(&diff.group, c)),
-            Cell::plain(with_rate(&diff.reference_group, c)),
+            Cell::plain(self.with_rate(&diff.group, c)),
+            Cell::plain(self.with_rate(&diff.reference_group, c)),
             Cell::plain(
                 diff.value
                     .map_or("n/a".into(), |v| format!("{:.1}", v * 100.0)),
@@ -571,8 +610,12 @@ fn disparities(report: &Report, index: &Index, layout: &Layout) -> Vec<Block> {
                 },
                 !outside.is_empty(),
             ),
-        ]);
+        ])
     }
+}
+
+/// The disparity table around `rows`, its last column naming the `reference` group if any.
+fn disparity_table(rows: Vec<Vec<Cell>>, reference: Option<&String>) -> Table {
     let reference_header = match reference {
         Some(r) => format!(
             "Ratio to reference ({}) outside the band",
@@ -580,40 +623,36 @@ fn disparities(report: &Report, index: &Index, layout: &Layout) -> Vec<Block> {
         ),
         None => "Ratio to reference outside the band".to_string(),
     };
-    let mut blocks = vec![
-        Block::Heading(3, format!("Disparities, by {}", layout.display_name())),
-        Block::Table(Table {
-            header: vec![
-                "Category".into(),
-                "Highest (%)".into(),
-                "Lowest (%)".into(),
-                "Difference (pp)".into(),
-                "Ratio (lowest / highest)".into(),
-                reference_header,
-            ],
-            numeric: vec![false, false, false, true, true, false],
-            rows,
-            footnote: format!(
-                "Highlighted: a ratio outside [{FAIR_RATIO_LOW}, {FAIR_RATIO_HIGH}] (Aequitas' \
-                 four-fifths band); n/a: undefined, the denominator's rate is 0."
-            ),
-        }),
-    ];
-    if let Some(chi) = find("", DisparityMetric::Chi2P) {
-        blocks.push(Block::Para(match chi.value {
-            Some(p) => format!(
-                "Chi-square test of independence between {} and predicted category: p = {}.",
-                layout.display_name(),
-                p_value(p)
-            ),
-            None => format!(
-                "Chi-square test of independence between {} and predicted category: not \
-                 computable (fewer than two non-empty groups or categories).",
-                layout.display_name()
-            ),
-        }));
+    Table {
+        header: vec![
+            "Category".into(),
+            "Highest (%)".into(),
+            "Lowest (%)".into(),
+            "Difference (pp)".into(),
+            "Ratio (lowest / highest)".into(),
+            reference_header,
+        ],
+        numeric: vec![false, false, false, true, true, false],
+        rows,
+        footnote: format!(
+            "Highlighted: a ratio outside [{FAIR_RATIO_LOW}, {FAIR_RATIO_HIGH}] (Aequitas' \
+             four-fifths band); n/a: undefined, the denominator's rate is 0."
+        ),
     }
-    blocks
+}
+
+/// The chi-square test's p-value for grouping `display`, or why there is none.
+fn chi_square(chi: &Disparity, display: &str) -> Block {
+    Block::Para(match chi.value {
+        Some(p) => format!(
+            "Chi-square test of independence between {display} and predicted category: p = {}.",
+            p_value(p)
+        ),
+        None => format!(
+            "Chi-square test of independence between {display} and predicted category: not \
+             computable (fewer than two non-empty groups or categories)."
+        ),
+    })
 }
 
 /// One chart of the report.
