@@ -11,6 +11,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use clip_audit::commands;
+use clip_audit::commands::OutputFormat;
+use clip_audit::commands::aggregate::AggregateOptions;
+use clip_audit::commands::bench::BenchOptions;
+use clip_audit::commands::classify::ClassifyOptions;
+use clip_audit::commands::run::RunOptions;
 
 mod cli;
 mod progress;
@@ -72,37 +77,11 @@ fn command_line() -> Vec<String> {
         .collect()
 }
 
+/// Runs one subcommand and decides its exit code.
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run(args) => {
-            let progress = progress::TerminalProgress::new();
-            let options = args.options(command_line());
-            let summary = commands::run::run(&options, &progress).context("run")?;
-            progress.finish();
-            for warning in &summary.warnings {
-                say!("warning: {warning}");
-            }
-            say!(
-                "classified {} images, skipped {}; report in {}",
-                summary.classified,
-                summary.skipped,
-                summary.out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Aggregate(args) => {
-            let options = args.options(command_line());
-            let summary = commands::aggregate::run(&options).context("aggregate")?;
-            for warning in &summary.warnings {
-                say!("warning: {warning}");
-            }
-            say!(
-                "aggregated {} predictions; report in {}",
-                summary.classified,
-                summary.out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run(args) => audit(args.options(command_line())),
+        Command::Aggregate(args) => aggregate(args.options(command_line())),
         Command::Check(args) => {
             let outcome = commands::check::run(&args.options())?;
             let code = if outcome.passed {
@@ -126,37 +105,81 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Classify(args) => {
             let format = args.format.into();
-            let report = commands::classify::run(&args.options()).context("classify")?;
-            let code = if report.skipped.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            };
-            let code = emit(&commands::classify::render(&report, format)?, code)?;
-            for failure in &report.skipped {
-                say!("skipped {}: {}", failure.path, failure.reason);
-            }
-            if !report.skipped.is_empty() {
-                say!(
-                    "{} of {} images could not be read",
-                    report.skipped.len(),
-                    report.skipped.len() + report.images.len()
-                );
-            }
-            Ok(code)
+            classify(&args.options(), format)
         }
         Command::Bench(args) => {
             let (format, out) = (args.format, args.out.clone());
-            let options = args.options();
-            let results = commands::bench::run(&options, |line| say!("{line}")).context("bench")?;
-            let report = match format {
-                BenchFormat::Markdown => commands::bench::markdown(&results)?,
-                BenchFormat::Json => serde_json::to_string_pretty(&results)? + "\n",
-            };
-            if let Some(path) = &out {
-                clip_audit::report_folder::write_file_atomically(path, report.as_bytes())?;
-            }
-            emit(&report, ExitCode::SUCCESS)
+            bench(&args.options(), format, out.as_deref())
         }
     }
+}
+
+/// `run`: the audit with a progress display; warnings and a summary line on standard error.
+fn audit(options: RunOptions) -> anyhow::Result<ExitCode> {
+    let progress = progress::TerminalProgress::new();
+    let summary = commands::run::run(&options, &progress).context("run")?;
+    progress.finish();
+    for warning in &summary.warnings {
+        say!("warning: {warning}");
+    }
+    say!(
+        "classified {} images, skipped {}; report in {}",
+        summary.classified,
+        summary.skipped,
+        summary.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `aggregate`: warnings and a summary line on standard error.
+fn aggregate(options: AggregateOptions) -> anyhow::Result<ExitCode> {
+    let summary = commands::aggregate::run(&options).context("aggregate")?;
+    for warning in &summary.warnings {
+        say!("warning: {warning}");
+    }
+    say!(
+        "aggregated {} predictions; report in {}",
+        summary.classified,
+        summary.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `classify`: scores on standard output, unreadable images on standard error (exit 1).
+fn classify(options: &ClassifyOptions, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let report = commands::classify::run(options).context("classify")?;
+    let code = if report.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    let code = emit(&commands::classify::render(&report, format)?, code)?;
+    for failure in &report.skipped {
+        say!("skipped {}: {}", failure.path, failure.reason);
+    }
+    if !report.skipped.is_empty() {
+        say!(
+            "{} of {} images could not be read",
+            report.skipped.len(),
+            report.skipped.len() + report.images.len()
+        );
+    }
+    Ok(code)
+}
+
+/// `bench`: progress on standard error, the report on standard output (and in `out`).
+fn bench(
+    options: &BenchOptions,
+    format: BenchFormat,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let results = commands::bench::run(options, |line| say!("{line}")).context("bench")?;
+    let report = match format {
+        BenchFormat::Markdown => commands::bench::markdown(&results)?,
+        BenchFormat::Json => serde_json::to_string_pretty(&results)? + "\n",
+    };
+    if let Some(path) = out {
+        clip_audit::report_folder::write_file_atomically(path, report.as_bytes())?;
+    }
+    emit(&report, ExitCode::SUCCESS)
 }

@@ -102,9 +102,21 @@ fn referenced(text: &str, module: &[String]) -> Vec<Vec<String>> {
     found
 }
 
+/// The graph in Graphviz's DOT language (`dot -Tsvg`), one `"a" -> "b";` line per edge.
+fn dot(edges: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> String {
+    let mut out = String::from("digraph modules {\n  rankdir=LR;\n");
+    for (from, targets) in edges {
+        for to in targets {
+            out += &format!("  \"{}\" -> \"{}\";\n", from.join("::"), to.join("::"));
+        }
+    }
+    out + "}\n"
+}
+
+/// `MODULE_GRAPH_SRC=DIR` checks another tree (e.g. an older checkout, to see the test fail);
+/// `MODULE_GRAPH_DOT=FILE` also writes the graph there as Graphviz DOT.
 #[test]
 fn the_module_graph_has_no_cycles() {
-    // MODULE_GRAPH_SRC checks another tree (e.g. an older checkout, to see the test fail)
     let src = std::env::var_os("MODULE_GRAPH_SRC").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
         PathBuf::from,
@@ -132,6 +144,9 @@ fn the_module_graph_has_no_cycles() {
                 targets.insert(target);
             }
         }
+    }
+    if let Some(path) = std::env::var_os("MODULE_GRAPH_DOT") {
+        std::fs::write(&path, dot(&edges)).unwrap();
     }
     // depth-first search for a back edge, reporting the cycle it closes
     fn visit(
