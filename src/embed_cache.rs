@@ -404,42 +404,26 @@ fn sweep_folder(folder: &Path) -> usize {
 
 /// `model.json`: the format version, the key and its parts, for humans browsing the cache.
 fn model_json(model: &ModelKey) -> String {
-    let mut s = format!(
-        "{{\n  \"format_version\": {CACHE_FORMAT_VERSION},\n  \"model_key\": \"{}\",\n  \"parts\": {{",
-        model.hex()
-    );
-    for (i, (name, value)) in model.parts.iter().enumerate() {
-        s.push_str(if i == 0 { "\n" } else { ",\n" });
-        s.push_str(&format!(
-            "    {}: {}",
-            json_string(name),
-            json_string(value)
-        ));
-    }
-    s.push_str(if model.parts.is_empty() {
-        "}\n}\n"
-    } else {
-        "\n  }\n}\n"
-    });
-    s
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    /// The parts as a JSON object, in the key's (sorted) order.
+    struct Parts<'a>(&'a [(String, String)]);
+    impl serde::Serialize for Parts<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(name, value)| (name, value)))
         }
     }
-    out.push('"');
-    out
+    #[derive(serde::Serialize)]
+    struct ModelJson<'a> {
+        format_version: u32,
+        model_key: &'a str,
+        parts: Parts<'a>,
+    }
+    let json = ModelJson {
+        format_version: CACHE_FORMAT_VERSION,
+        model_key: model.hex(),
+        parts: Parts(&model.parts),
+    };
+    // serialising strings into a String cannot fail
+    serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"
 }
 
 /// A non-empty environment variable as a path.
