@@ -512,6 +512,29 @@ mod tests {
         .unwrap();
     }
 
+    #[test]
+    fn run_json_versions_up_to_this_build_are_read_and_newer_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join(COMPLETE_MARKER);
+        let record = |version: &str| {
+            format!(r#"{{"schema_version": {version}, "tool": {{"name": "clip-audit"}}}}"#)
+        };
+        // no schema_version: a report from before the record was versioned
+        write_report(dir.path(), "old");
+        require_complete(dir.path()).unwrap();
+        std::fs::write(&marker, record(&SCHEMA_VERSION.to_string())).unwrap();
+        require_complete(dir.path()).unwrap();
+        for newer in [
+            (SCHEMA_VERSION + 1).to_string(),
+            "\"1\"".into(),
+            "-1".into(),
+        ] {
+            std::fs::write(&marker, record(&newer)).unwrap();
+            let err = require_complete(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("schema_version"), "{newer}: {err}");
+        }
+    }
+
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()

@@ -178,3 +178,59 @@ fn bad_arguments_exit_2_with_a_reason() {
         "{stderr}"
     );
 }
+
+/// Every malformed option value is a usage error (exit 2) that names the flag, caught by the
+/// command line before any file is read or any model is loaded.
+#[test]
+fn malformed_values_are_usage_errors_naming_the_flag() {
+    let run = |extra: &[&str]| {
+        let mut command = clip_audit();
+        command
+            .args([
+                "run",
+                "--probe",
+                "missing.toml",
+                "--dataset",
+                "missing.toml",
+            ])
+            .args(["--model", "missing-model", "--out", "never-written"])
+            .args(extra);
+        command
+    };
+    let cases: Vec<(Command, &str)> = vec![
+        (run(&["--batch", "0"]), "--batch"),
+        (run(&["--device", "gpu"]), "--device"),
+        (run(&["--intersect", "race"]), "--intersect"),
+        (run(&["--reference", "race"]), "--reference"),
+        (run(&["--max-skipped", "5%"]), "--max-skipped"),
+        (run(&["--max-image-pixels", "0"]), "--max-image-pixels"),
+        (run(&["--dtype", "f16"]), "--dtype"),
+        (run(&["--threads", "0"]), "--threads"),
+        (
+            {
+                let mut c = clip_audit();
+                c.args(["bench", "--preset", "vitx"]);
+                c
+            },
+            "--preset",
+        ),
+        (
+            {
+                let mut c = clip_audit();
+                c.args(["bench", "--reps", "0"]);
+                c
+            },
+            "--reps",
+        ),
+    ];
+    for (mut command, flag) in cases {
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains("invalid value"),
+            "{flag}: {stderr}"
+        );
+        assert!(!std::path::Path::new("never-written").exists());
+    }
+}
