@@ -6,6 +6,7 @@
 //! outcomes, in record order, to the caller's sink. A bounded queue of two batches keeps memory
 //! flat in the number of records.
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
@@ -99,6 +100,19 @@ enum BatchItem {
     },
     /// Skipped by the source or while reading.
     Skipped(SkippedRecord),
+}
+
+/// Records of image files, ids their positions and no attribute values (`classify`, `bench`).
+pub fn file_records(
+    paths: &[PathBuf],
+) -> impl Iterator<Item = Result<RecordItem, std::convert::Infallible>> + '_ {
+    paths.iter().enumerate().map(|(i, path)| {
+        Ok(RecordItem::Record(Record {
+            id: i.to_string(),
+            image: ImageSource::File(path.clone()),
+            values: Vec::new(),
+        }))
+    })
 }
 
 /// The preprocessed pixels (CHW, the model's input size) of one image, read within `limits`.

@@ -17,12 +17,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::classify::ZeroShotClassifier;
-use crate::dataset::{ImageSource, Record, RecordItem};
+use crate::dataset::ImageSource;
 use crate::embed::{class_embeddings, image_embeddings};
 use crate::images::ImageLimits;
 use crate::model::ClipConfig;
 use crate::model::{ComputeDtype, LoadedModel, ModelRequest};
-use crate::pipeline::{Outcome, Pipeline, image_pixels};
+use crate::pipeline::{Outcome, Pipeline, file_records, image_pixels};
 use crate::probe::ProbeSet;
 
 /// The CLIP tokenizer (OpenAI's vocabulary) used with a random-weight preset by default.
@@ -355,13 +355,7 @@ fn classify_files(
         top_k: 5,
         limits: ImageLimits::default(),
     };
-    let records = images.iter().enumerate().map(|(i, path)| {
-        Ok::<_, anyhow::Error>(RecordItem::Record(Record {
-            id: i.to_string(),
-            image: ImageSource::File(path.clone()),
-            values: Vec::new(),
-        }))
-    });
+    let records = file_records(images);
     let (mut classified, mut skipped) = (0, Vec::new());
     pipeline.run(
         records,

@@ -9,11 +9,10 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 use crate::classify::ZeroShotClassifier;
-use crate::dataset::{ImageSource, Record, RecordItem};
 use crate::embed::{class_embeddings, template_prompts};
 use crate::images::ImageLimits;
 use crate::model::ModelRequest;
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::{Outcome, Pipeline, file_records};
 
 use super::OutputFormat;
 
@@ -127,13 +126,7 @@ pub fn run(options: &ClassifyOptions) -> anyhow::Result<ClassifyReport> {
         top_k: options.top_k,
         limits: options.image_limits,
     };
-    let records = options.images.iter().enumerate().map(|(i, path)| {
-        Ok::<_, anyhow::Error>(RecordItem::Record(Record {
-            id: i.to_string(),
-            image: ImageSource::File(path.clone()),
-            values: Vec::new(),
-        }))
-    });
+    let records = file_records(&options.images);
     let mut report = ClassifyReport {
         labels,
         images: Vec::new(),
