@@ -307,30 +307,7 @@ impl PredictionsFile {
         label_column: &str,
         attributes: Option<&[String]>,
     ) -> Result<PredictionsFile, PredictionsError> {
-        let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let is_parquet = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-        let (names, parquet) = if is_parquet {
-            let file = File::open(path).map_err(|e| file_err(&e))?;
-            let mut reader = ParquetReader::new(file);
-            let schema = reader.schema().map_err(|e| file_err(&e))?;
-            let metadata = reader.get_metadata().map_err(|e| file_err(&e))?.clone();
-            let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-            (names, Some(metadata))
-        } else {
-            let mut reader = csv_reader(path).map_err(|e| file_err(&e))?;
-            let header = reader.headers().map_err(|e| file_err(&e))?;
-            let names = header
-                .iter()
-                .map(|h| crate::csv_cell::restore(h).to_string())
-                .collect();
-            (names, None)
-        };
+        let (names, parquet) = column_names(path)?;
         let attributes: Vec<String> = match attributes {
             Some(a) => a.to_vec(),
             None => names
@@ -339,20 +316,10 @@ impl PredictionsFile {
                 .cloned()
                 .collect(),
         };
-        let find = |column: &str| -> Result<usize, PredictionsError> {
-            names
-                .iter()
-                .position(|n| n == column)
-                .ok_or_else(|| PredictionsError::Column {
-                    path: path.to_path_buf(),
-                    column: column.to_string(),
-                    reason: format!("missing (the file has: {})", names.join(", ")),
-                })
-        };
-        let label = find(label_column)?;
+        let label = find_column(path, &names, label_column)?;
         let attribute_columns = attributes
             .iter()
-            .map(|a| find(a))
+            .map(|a| find_column(path, &names, a))
             .collect::<Result<Vec<_>, _>>()?;
         let id = names.iter().position(|n| n == "id");
         let layout = match parquet {
@@ -590,6 +557,47 @@ impl PredictionsFile {
             })
             .collect()
     }
+}
+
+/// The column names of a predictions file, with its Parquet footer when it is a `.parquet` file
+/// (CSV header cells are restored from their neutralised form).
+fn column_names(path: &Path) -> Result<(Vec<String>, Option<Arc<FileMetadata>>), PredictionsError> {
+    let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let is_parquet = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    if is_parquet {
+        let file = File::open(path).map_err(|e| file_err(&e))?;
+        let mut reader = ParquetReader::new(file);
+        let schema = reader.schema().map_err(|e| file_err(&e))?;
+        let metadata = reader.get_metadata().map_err(|e| file_err(&e))?.clone();
+        let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+        Ok((names, Some(metadata)))
+    } else {
+        let mut reader = csv_reader(path).map_err(|e| file_err(&e))?;
+        let header = reader.headers().map_err(|e| file_err(&e))?;
+        let names = header
+            .iter()
+            .map(|h| crate::csv_cell::restore(h).to_string())
+            .collect();
+        Ok((names, None))
+    }
+}
+
+/// The index of `column` in `names`; a missing column is an error listing the file's columns.
+fn find_column(path: &Path, names: &[String], column: &str) -> Result<usize, PredictionsError> {
+    names
+        .iter()
+        .position(|n| n == column)
+        .ok_or_else(|| PredictionsError::Column {
+            path: path.to_path_buf(),
+            column: column.to_string(),
+            reason: format!("missing (the file has: {})", names.join(", ")),
+        })
 }
 
 /// A CSV reader with a header row; rows of another width are reported, not rejected by csv.
