@@ -273,6 +273,9 @@ pub struct PredictionRecord {
     pub label: String,
 }
 
+/// A stream of predictions rows that ends after its first `Err`.
+type RowStream<'a> = Box<dyn Iterator<Item = Result<PredictionRecord, PredictionsError>> + 'a>;
+
 /// Where the columns of a predictions file are.
 #[derive(Debug)]
 enum Layout {
@@ -363,66 +366,77 @@ impl PredictionsFile {
                 id,
                 label,
                 attributes,
-            } => {
-                let mut reader = csv_reader(&self.path).map_err(|e| PredictionsError::File {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                })?;
-                let width = reader
-                    .headers()
-                    .map_err(|e| PredictionsError::File {
-                        path: self.path.clone(),
-                        reason: e.to_string(),
-                    })?
-                    .len();
-                let mut record = csv::StringRecord::new();
-                let mut row = 0u64;
-                let mut failed = false;
-                Ok(Box::new(std::iter::from_fn(move || {
-                    if failed {
-                        return None;
-                    }
-                    row += 1;
-                    let item = match reader.read_record(&mut record) {
-                        Ok(false) => return None,
-                        Ok(true) => self.csv_row(&record, row, width, *id, *label, attributes),
-                        Err(e) => Err(self.row_err(row, "*", e.to_string())),
-                    };
-                    failed = item.is_err();
-                    Some(item)
-                })))
-            }
-            Layout::Parquet { metadata, has_id } => {
-                let mut group = 0usize;
-                let mut row = 0u64;
-                let mut queue: VecDeque<PredictionRecord> = VecDeque::new();
-                let mut failed = false;
-                Ok(Box::new(std::iter::from_fn(move || {
-                    loop {
-                        if failed {
-                            return None;
-                        }
-                        if let Some(next) = queue.pop_front() {
-                            return Some(Ok(next));
-                        }
-                        if group >= metadata.row_groups.len() {
-                            return None;
-                        }
-                        match self.parquet_group(metadata, group, *has_id, row) {
-                            Ok(rows) => {
-                                row += rows.len() as u64;
-                                queue.extend(rows);
-                            }
-                            Err(e) => {
-                                failed = true;
-                                return Some(Err(e));
-                            }
-                        }
-                        group += 1;
-                    }
-                })))
-            }
+            } => self.csv_rows(*id, *label, attributes),
+            Layout::Parquet { metadata, has_id } => Ok(self.parquet_rows(metadata, *has_id)),
         }
+    }
+
+    /// Streams a CSV file record by record; its header is read first for the row width.
+    fn csv_rows<'a>(
+        &'a self,
+        id: Option<usize>,
+        label: usize,
+        attributes: &'a [usize],
+    ) -> Result<RowStream<'a>, PredictionsError> {
+        let mut reader = csv_reader(&self.path).map_err(|e| PredictionsError::File {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let width = reader
+            .headers()
+            .map_err(|e| PredictionsError::File {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?
+            .len();
+        let mut record = csv::StringRecord::new();
+        let mut row = 0u64;
+        let mut failed = false;
+        Ok(Box::new(std::iter::from_fn(move || {
+            if failed {
+                return None;
+            }
+            row += 1;
+            let item = match reader.read_record(&mut record) {
+                Ok(false) => return None,
+                Ok(true) => self.csv_row(&record, row, width, id, label, attributes),
+                Err(e) => Err(self.row_err(row, "*", e.to_string())),
+            };
+            failed = item.is_err();
+            Some(item)
+        })))
+    }
+
+    /// Streams a Parquet file one row group at a time.
+    fn parquet_rows<'a>(&'a self, metadata: &'a Arc<FileMetadata>, has_id: bool) -> RowStream<'a> {
+        let mut group = 0usize;
+        let mut row = 0u64;
+        let mut queue: VecDeque<PredictionRecord> = VecDeque::new();
+        let mut failed = false;
+        Box::new(std::iter::from_fn(move || {
+            loop {
+                if failed {
+                    return None;
+                }
+                if let Some(next) = queue.pop_front() {
+                    return Some(Ok(next));
+                }
+                if group >= metadata.row_groups.len() {
+                    return None;
+                }
+                match self.parquet_group(metadata, group, has_id, row) {
+                    Ok(rows) => {
+                        row += rows.len() as u64;
+                        queue.extend(rows);
+                    }
+                    Err(e) => {
+                        failed = true;
+                        return Some(Err(e));
+                    }
+                }
+                group += 1;
+            }
+        }))
     }
 
     fn row_err(&self, row: u64, column: &str, reason: String) -> PredictionsError {
