@@ -494,58 +494,17 @@ impl PredictionsFile {
         has_id: bool,
         first: u64,
     ) -> Result<Vec<PredictionRecord>, PredictionsError> {
-        let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
-            path: self.path.clone(),
-            reason: e.to_string(),
+        let df = self.read_row_group(metadata, group, has_id)?;
+        let ids = if has_id {
+            Some(self.text_column(&df, "id")?)
+        } else {
+            None
         };
-        let mut projection: Vec<String> = Vec::new();
-        if has_id {
-            projection.push("id".into());
-        }
-        for column in std::iter::once(&self.label_column).chain(&self.attributes) {
-            if !projection.contains(column) {
-                projection.push(column.clone());
-            }
-        }
-        let one_group = FileMetadata {
-            num_rows: metadata.row_groups[group].num_rows(),
-            row_groups: vec![metadata.row_groups[group].clone()],
-            ..(**metadata).clone()
-        };
-        let handle = File::open(&self.path).map_err(|e| file_err(&e))?;
-        let mut reader = ParquetReader::new(handle)
-            .with_columns(Some(projection))
-            .read_parallel(ParallelStrategy::None);
-        reader.set_metadata(Arc::new(one_group));
-        let df = reader.finish().map_err(|e| file_err(&e))?;
-        let text = |column: &str| -> Result<StringChunked, PredictionsError> {
-            let col = df.column(column).map_err(|e| PredictionsError::Column {
-                path: self.path.clone(),
-                column: column.to_string(),
-                reason: e.to_string(),
-            })?;
-            let col = col
-                .cast(&DataType::String)
-                .map_err(|e| PredictionsError::Column {
-                    path: self.path.clone(),
-                    column: column.to_string(),
-                    reason: format!("cannot be read as text: {e}"),
-                })?;
-            Ok(col
-                .str()
-                .map_err(|e| PredictionsError::Column {
-                    path: self.path.clone(),
-                    column: column.to_string(),
-                    reason: e.to_string(),
-                })?
-                .clone())
-        };
-        let ids = if has_id { Some(text("id")?) } else { None };
-        let labels = text(&self.label_column)?;
+        let labels = self.text_column(&df, &self.label_column)?;
         let values = self
             .attributes
             .iter()
-            .map(|a| text(a))
+            .map(|a| self.text_column(&df, a))
             .collect::<Result<Vec<_>, _>>()?;
         let value = |ca: &StringChunked, i: usize, row: u64, column: &str| {
             ca.get(i)
@@ -570,6 +529,59 @@ impl PredictionsFile {
                 })
             })
             .collect()
+    }
+
+    /// The columns read from a Parquet file: `id` (when present), the label, the attributes.
+    fn projection(&self, has_id: bool) -> Vec<String> {
+        let mut projection: Vec<String> = Vec::new();
+        if has_id {
+            projection.push("id".into());
+        }
+        for column in std::iter::once(&self.label_column).chain(&self.attributes) {
+            if !projection.contains(column) {
+                projection.push(column.clone());
+            }
+        }
+        projection
+    }
+
+    /// Reads the projected columns of row group `group` alone into a frame.
+    fn read_row_group(
+        &self,
+        metadata: &Arc<FileMetadata>,
+        group: usize,
+        has_id: bool,
+    ) -> Result<DataFrame, PredictionsError> {
+        let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let projection = self.projection(has_id);
+        let one_group = FileMetadata {
+            num_rows: metadata.row_groups[group].num_rows(),
+            row_groups: vec![metadata.row_groups[group].clone()],
+            ..(**metadata).clone()
+        };
+        let handle = File::open(&self.path).map_err(|e| file_err(&e))?;
+        let mut reader = ParquetReader::new(handle)
+            .with_columns(Some(projection))
+            .read_parallel(ParallelStrategy::None);
+        reader.set_metadata(Arc::new(one_group));
+        reader.finish().map_err(|e| file_err(&e))
+    }
+
+    /// Column `column` of `df` as text (any type that casts to a string).
+    fn text_column(&self, df: &DataFrame, column: &str) -> Result<StringChunked, PredictionsError> {
+        let col_err = |reason: String| PredictionsError::Column {
+            path: self.path.clone(),
+            column: column.to_string(),
+            reason,
+        };
+        let col = df.column(column).map_err(|e| col_err(e.to_string()))?;
+        let col = col
+            .cast(&DataType::String)
+            .map_err(|e| col_err(format!("cannot be read as text: {e}")))?;
+        Ok(col.str().map_err(|e| col_err(e.to_string()))?.clone())
     }
 }
 
