@@ -129,6 +129,16 @@ struct RulesFile {
 
 /// Reads and checks a rules file (structure only; names are checked against the report later).
 pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
+    let rules = parse_rules(path)?;
+    check_unique_names(path, &rules)?;
+    for (index, rule) in rules.iter().enumerate() {
+        check_rule(path, index, rule)?;
+    }
+    Ok(rules)
+}
+
+/// Reads and parses a rules file; a file without rules is an error.
+fn parse_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
     let text = crate::input_file::read_regular_text(path).map_err(|e| CheckError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -144,8 +154,13 @@ pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
                 .into(),
         });
     }
+    Ok(file.rule)
+}
+
+/// A rule whose name an earlier rule has is an error naming both.
+fn check_unique_names(path: &Path, rules: &[Rule]) -> Result<(), CheckError> {
     let mut names = std::collections::BTreeMap::new();
-    for (index, rule) in file.rule.iter().enumerate() {
+    for (index, rule) in rules.iter().enumerate() {
         if let Some(first) = names.insert(rule.name.as_str(), index) {
             return Err(CheckError::Rule {
                 path: path.to_path_buf(),
@@ -156,48 +171,52 @@ pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
             });
         }
     }
-    for (index, rule) in file.rule.iter().enumerate() {
-        let bad = |field, reason: &str| CheckError::Rule {
-            path: path.to_path_buf(),
-            index,
-            name: rule.name.clone(),
-            field,
-            reason: reason.to_string(),
-        };
-        let needs_category = matches!(
-            rule.metric,
-            RuleMetric::Rate | RuleMetric::Difference | RuleMetric::Ratio
-        );
-        if needs_category && rule.category.is_none() {
-            return Err(bad("category", "required for this metric"));
-        }
-        if !needs_category && rule.category.is_some() {
-            return Err(bad("category", "accuracy rules take no category"));
-        }
-        if rule.max.is_none() && rule.min.is_none() && rule.max_increase.is_none() {
-            return Err(bad("max", "give `max`, `min` or `max_increase`"));
-        }
-        if rule.max_increase.is_some()
-            && !matches!(rule.metric, RuleMetric::Rate | RuleMetric::Accuracy)
+    Ok(())
+}
+
+/// Checks that rule `index` is consistent: a category exactly when its metric takes one, at
+/// least one limit, `max_increase` only where it applies, limits non-negative numbers.
+fn check_rule(path: &Path, index: usize, rule: &Rule) -> Result<(), CheckError> {
+    let bad = |field, reason: &str| CheckError::Rule {
+        path: path.to_path_buf(),
+        index,
+        name: rule.name.clone(),
+        field,
+        reason: reason.to_string(),
+    };
+    let needs_category = matches!(
+        rule.metric,
+        RuleMetric::Rate | RuleMetric::Difference | RuleMetric::Ratio
+    );
+    if needs_category && rule.category.is_none() {
+        return Err(bad("category", "required for this metric"));
+    }
+    if !needs_category && rule.category.is_some() {
+        return Err(bad("category", "accuracy rules take no category"));
+    }
+    if rule.max.is_none() && rule.min.is_none() && rule.max_increase.is_none() {
+        return Err(bad("max", "give `max`, `min` or `max_increase`"));
+    }
+    if rule.max_increase.is_some()
+        && !matches!(rule.metric, RuleMetric::Rate | RuleMetric::Accuracy)
+    {
+        return Err(bad(
+            "max_increase",
+            "applies to `rate` and `accuracy` rules only",
+        ));
+    }
+    for (field, value) in [
+        ("max", rule.max),
+        ("min", rule.min),
+        ("max_increase", rule.max_increase),
+    ] {
+        if let Some(v) = value
+            && (!v.is_finite() || v < 0.0)
         {
-            return Err(bad(
-                "max_increase",
-                "applies to `rate` and `accuracy` rules only",
-            ));
-        }
-        for (field, value) in [
-            ("max", rule.max),
-            ("min", rule.min),
-            ("max_increase", rule.max_increase),
-        ] {
-            if let Some(v) = value
-                && (!v.is_finite() || v < 0.0)
-            {
-                return Err(bad(field, "must be a non-negative number"));
-            }
+            return Err(bad(field, "must be a non-negative number"));
         }
     }
-    Ok(file.rule)
+    Ok(())
 }
 
 /// One group's numbers for a rate or accuracy, as read from a report.
