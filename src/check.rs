@@ -248,10 +248,6 @@ impl ReportTables {
     /// folder; any value that cannot be right is an error naming the file, row and column.
     pub fn read(dir: &Path) -> Result<Self, CheckError> {
         crate::report_folder::require_complete(dir)?;
-        let mut tables = ReportTables {
-            dir: dir.to_path_buf(),
-            ..Default::default()
-        };
         let groups = dir.join("groups.csv");
         if !groups.is_file() {
             return Err(CheckError::File {
@@ -259,50 +255,68 @@ impl ReportTables {
                 reason: "missing: not a clip-audit report folder".into(),
             });
         }
-        let mut seen = BTreeSet::new();
-        for (row, fields) in read_rows(&groups, &GROUPS_HEADER)? {
-            let cell = Cell {
-                path: &groups,
-                row,
-                fields: &fields,
-            };
-            let measured = cell.measured("count", "rate")?;
-            let key = (
-                fields["attribute"].clone(),
-                fields["category"].clone(),
-                fields["group"].clone(),
-            );
-            if !seen.insert(key) {
-                return Err(cell.bad("group", "the same attribute, category and group twice"));
-            }
-            tables
-                .rates
-                .entry((fields["attribute"].clone(), fields["category"].clone()))
-                .or_default()
-                .push((fields["group"].clone(), measured));
-        }
+        let rates = read_rates(&groups)?;
         let accuracy = dir.join("accuracy.csv");
-        if accuracy.exists() {
-            let mut seen = BTreeSet::new();
-            for (row, fields) in read_rows(&accuracy, &ACCURACY_HEADER)? {
-                let cell = Cell {
-                    path: &accuracy,
-                    row,
-                    fields: &fields,
-                };
-                let measured = cell.measured("correct", "accuracy")?;
-                if !seen.insert((fields["attribute"].clone(), fields["group"].clone())) {
-                    return Err(cell.bad("group", "the same attribute and group twice"));
-                }
-                tables
-                    .accuracy
-                    .entry(fields["attribute"].clone())
-                    .or_default()
-                    .push((fields["group"].clone(), measured));
-            }
-        }
-        Ok(tables)
+        let accuracy = if accuracy.exists() {
+            read_accuracy(&accuracy)?
+        } else {
+            BTreeMap::new()
+        };
+        Ok(ReportTables {
+            rates,
+            accuracy,
+            dir: dir.to_path_buf(),
+        })
     }
+}
+
+/// `groups.csv`: (grouping, category) → group → numbers; a group listed twice is an error.
+fn read_rates(path: &Path) -> Result<BTreeMap<(String, String), Groups>, CheckError> {
+    let mut rates: BTreeMap<(String, String), Groups> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (row, fields) in read_rows(path, &GROUPS_HEADER)? {
+        let cell = Cell {
+            path,
+            row,
+            fields: &fields,
+        };
+        let measured = cell.measured("count", "rate")?;
+        let key = (
+            fields["attribute"].clone(),
+            fields["category"].clone(),
+            fields["group"].clone(),
+        );
+        if !seen.insert(key) {
+            return Err(cell.bad("group", "the same attribute, category and group twice"));
+        }
+        rates
+            .entry((fields["attribute"].clone(), fields["category"].clone()))
+            .or_default()
+            .push((fields["group"].clone(), measured));
+    }
+    Ok(rates)
+}
+
+/// `accuracy.csv`: grouping → group → numbers; a group listed twice is an error.
+fn read_accuracy(path: &Path) -> Result<BTreeMap<String, Groups>, CheckError> {
+    let mut accuracy: BTreeMap<String, Groups> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (row, fields) in read_rows(path, &ACCURACY_HEADER)? {
+        let cell = Cell {
+            path,
+            row,
+            fields: &fields,
+        };
+        let measured = cell.measured("correct", "accuracy")?;
+        if !seen.insert((fields["attribute"].clone(), fields["group"].clone())) {
+            return Err(cell.bad("group", "the same attribute and group twice"));
+        }
+        accuracy
+            .entry(fields["attribute"].clone())
+            .or_default()
+            .push((fields["group"].clone(), measured));
+    }
+    Ok(accuracy)
 }
 
 /// One data row of a report table: column → cell.
