@@ -651,31 +651,7 @@ impl RuleAt<'_> {
                 });
                 continue;
             };
-            let rise = if rule.metric == RuleMetric::Rate {
-                now.value - then.value
-            } else {
-                then.value - now.value
-            };
-            let overlap = now.ci_low <= then.ci_high && then.ci_low <= now.ci_high;
-            let exceeded = rise > max_increase + 1e-12;
-            let fails = exceeded && (rule.ignore_ci || !overlap);
-            let note = if exceeded && overlap && !rule.ignore_ci {
-                format!(
-                    "rise exceeds the limit but the 95% intervals overlap ({:.4}–{:.4} vs \
-                     baseline {:.4}–{:.4})",
-                    now.ci_low, now.ci_high, then.ci_low, then.ci_high
-                )
-            } else {
-                format!("baseline {:.4}, now {:.4}", then.value, now.value)
-            };
-            out.push(verdict(
-                rule,
-                group,
-                Some(rise),
-                limit.clone(),
-                !fails,
-                note,
-            ));
+            out.push(rise_verdict(rule, group, now, then, &limit, max_increase));
         }
         Ok(out)
     }
@@ -712,6 +688,36 @@ fn bounds(rule: &Rule, value: f64) -> Vec<(String, bool)> {
         checks.push((format!(">= {min}"), value >= min));
     }
     checks
+}
+
+/// One group's rise over its baseline (a fall, for accuracy) against `max_increase`: it fails
+/// only when the 95% intervals do not overlap, unless the rule says `ignore_ci`.
+fn rise_verdict(
+    rule: &Rule,
+    group: &str,
+    now: &Measured,
+    then: &Measured,
+    limit: &str,
+    max_increase: f64,
+) -> Verdict {
+    let rise = if rule.metric == RuleMetric::Rate {
+        now.value - then.value
+    } else {
+        then.value - now.value
+    };
+    let overlap = now.ci_low <= then.ci_high && then.ci_low <= now.ci_high;
+    let exceeded = rise > max_increase + 1e-12;
+    let fails = exceeded && (rule.ignore_ci || !overlap);
+    let note = if exceeded && overlap && !rule.ignore_ci {
+        format!(
+            "rise exceeds the limit but the 95% intervals overlap ({:.4}–{:.4} vs \
+             baseline {:.4}–{:.4})",
+            now.ci_low, now.ci_high, then.ci_low, then.ci_high
+        )
+    } else {
+        format!("baseline {:.4}, now {:.4}", then.value, now.value)
+    };
+    verdict(rule, group, Some(rise), limit.to_string(), !fails, note)
 }
 
 /// `rate` and `accuracy`: every judged group against `max`/`min`.
