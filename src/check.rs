@@ -859,45 +859,51 @@ pub fn render_junit(rules: &[Rule], verdicts: &[Verdict]) -> String {
         rules.len()
     );
     for rule in rules {
-        let mine: Vec<&Verdict> = verdicts.iter().filter(|v| v.rule == rule.name).collect();
-        out.push_str(&format!(
-            "  <testcase classname=\"clip-audit\" name=\"{}\">\n",
-            xml(&rule.name)
-        ));
-        let failed: Vec<&&Verdict> = mine.iter().filter(|v| v.verdict == Outcome::Fail).collect();
-        if !failed.is_empty() {
-            let lines: Vec<String> = failed
-                .iter()
-                .map(|v| {
-                    format!(
-                        "{}: {} (limit {}) {}",
-                        v.group,
-                        v.value.map_or("–".into(), |x| format!("{x:.4}")),
-                        v.limit,
-                        v.note
-                    )
-                })
-                .collect();
-            out.push_str(&format!(
-                "    <failure message=\"{} group(s) outside the limit\">{}</failure>\n",
-                failed.len(),
-                xml(&lines.join("\n"))
-            ));
-        }
-        let skipped: Vec<String> = mine
-            .iter()
-            .filter(|v| v.verdict == Outcome::NotJudged)
-            .map(|v| format!("{}: {}", v.group, v.note))
-            .collect();
-        if !skipped.is_empty() {
-            out.push_str(&format!(
-                "    <system-out>not judged: {}</system-out>\n",
-                xml(&skipped.join("; "))
-            ));
-        }
-        out.push_str("  </testcase>\n");
+        out.push_str(&junit_testcase(rule, verdicts));
     }
     out.push_str("</testsuite>\n</testsuites>\n");
+    out
+}
+
+/// One rule's JUnit test case: its failed groups as a failure, its not-judged groups as output.
+fn junit_testcase(rule: &Rule, verdicts: &[Verdict]) -> String {
+    let mine: Vec<&Verdict> = verdicts.iter().filter(|v| v.rule == rule.name).collect();
+    let mut out = format!(
+        "  <testcase classname=\"clip-audit\" name=\"{}\">\n",
+        xml(&rule.name)
+    );
+    let failed: Vec<&&Verdict> = mine.iter().filter(|v| v.verdict == Outcome::Fail).collect();
+    if !failed.is_empty() {
+        let lines: Vec<String> = failed
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}: {} (limit {}) {}",
+                    v.group,
+                    v.value.map_or("–".into(), |x| format!("{x:.4}")),
+                    v.limit,
+                    v.note
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "    <failure message=\"{} group(s) outside the limit\">{}</failure>\n",
+            failed.len(),
+            xml(&lines.join("\n"))
+        ));
+    }
+    let skipped: Vec<String> = mine
+        .iter()
+        .filter(|v| v.verdict == Outcome::NotJudged)
+        .map(|v| format!("{}: {}", v.group, v.note))
+        .collect();
+    if !skipped.is_empty() {
+        out.push_str(&format!(
+            "    <system-out>not judged: {}</system-out>\n",
+            xml(&skipped.join("; "))
+        ));
+    }
+    out.push_str("  </testcase>\n");
     out
 }
 
