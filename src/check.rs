@@ -129,6 +129,16 @@ struct RulesFile {
 
 /// Reads and checks a rules file (structure only; names are checked against the report later).
 pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
+    let rules = parse_rules(path)?;
+    check_unique_names(path, &rules)?;
+    for (index, rule) in rules.iter().enumerate() {
+        check_rule(path, index, rule)?;
+    }
+    Ok(rules)
+}
+
+/// Reads and parses a rules file; a file without rules is an error.
+fn parse_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
     let text = crate::input_file::read_regular_text(path).map_err(|e| CheckError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -144,8 +154,13 @@ pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
                 .into(),
         });
     }
+    Ok(file.rule)
+}
+
+/// A rule whose name an earlier rule has is an error naming both.
+fn check_unique_names(path: &Path, rules: &[Rule]) -> Result<(), CheckError> {
     let mut names = std::collections::BTreeMap::new();
-    for (index, rule) in file.rule.iter().enumerate() {
+    for (index, rule) in rules.iter().enumerate() {
         if let Some(first) = names.insert(rule.name.as_str(), index) {
             return Err(CheckError::Rule {
                 path: path.to_path_buf(),
@@ -156,48 +171,52 @@ pub fn load_rules(path: &Path) -> Result<Vec<Rule>, CheckError> {
             });
         }
     }
-    for (index, rule) in file.rule.iter().enumerate() {
-        let bad = |field, reason: &str| CheckError::Rule {
-            path: path.to_path_buf(),
-            index,
-            name: rule.name.clone(),
-            field,
-            reason: reason.to_string(),
-        };
-        let needs_category = matches!(
-            rule.metric,
-            RuleMetric::Rate | RuleMetric::Difference | RuleMetric::Ratio
-        );
-        if needs_category && rule.category.is_none() {
-            return Err(bad("category", "required for this metric"));
-        }
-        if !needs_category && rule.category.is_some() {
-            return Err(bad("category", "accuracy rules take no category"));
-        }
-        if rule.max.is_none() && rule.min.is_none() && rule.max_increase.is_none() {
-            return Err(bad("max", "give `max`, `min` or `max_increase`"));
-        }
-        if rule.max_increase.is_some()
-            && !matches!(rule.metric, RuleMetric::Rate | RuleMetric::Accuracy)
+    Ok(())
+}
+
+/// Checks that rule `index` is consistent: a category exactly when its metric takes one, at
+/// least one limit, `max_increase` only where it applies, limits non-negative numbers.
+fn check_rule(path: &Path, index: usize, rule: &Rule) -> Result<(), CheckError> {
+    let bad = |field, reason: &str| CheckError::Rule {
+        path: path.to_path_buf(),
+        index,
+        name: rule.name.clone(),
+        field,
+        reason: reason.to_string(),
+    };
+    let needs_category = matches!(
+        rule.metric,
+        RuleMetric::Rate | RuleMetric::Difference | RuleMetric::Ratio
+    );
+    if needs_category && rule.category.is_none() {
+        return Err(bad("category", "required for this metric"));
+    }
+    if !needs_category && rule.category.is_some() {
+        return Err(bad("category", "accuracy rules take no category"));
+    }
+    if rule.max.is_none() && rule.min.is_none() && rule.max_increase.is_none() {
+        return Err(bad("max", "give `max`, `min` or `max_increase`"));
+    }
+    if rule.max_increase.is_some()
+        && !matches!(rule.metric, RuleMetric::Rate | RuleMetric::Accuracy)
+    {
+        return Err(bad(
+            "max_increase",
+            "applies to `rate` and `accuracy` rules only",
+        ));
+    }
+    for (field, value) in [
+        ("max", rule.max),
+        ("min", rule.min),
+        ("max_increase", rule.max_increase),
+    ] {
+        if let Some(v) = value
+            && (!v.is_finite() || v < 0.0)
         {
-            return Err(bad(
-                "max_increase",
-                "applies to `rate` and `accuracy` rules only",
-            ));
-        }
-        for (field, value) in [
-            ("max", rule.max),
-            ("min", rule.min),
-            ("max_increase", rule.max_increase),
-        ] {
-            if let Some(v) = value
-                && (!v.is_finite() || v < 0.0)
-            {
-                return Err(bad(field, "must be a non-negative number"));
-            }
+            return Err(bad(field, "must be a non-negative number"));
         }
     }
-    Ok(file.rule)
+    Ok(())
 }
 
 /// One group's numbers for a rate or accuracy, as read from a report.
@@ -229,10 +248,6 @@ impl ReportTables {
     /// folder; any value that cannot be right is an error naming the file, row and column.
     pub fn read(dir: &Path) -> Result<Self, CheckError> {
         crate::report_folder::require_complete(dir)?;
-        let mut tables = ReportTables {
-            dir: dir.to_path_buf(),
-            ..Default::default()
-        };
         let groups = dir.join("groups.csv");
         if !groups.is_file() {
             return Err(CheckError::File {
@@ -240,50 +255,68 @@ impl ReportTables {
                 reason: "missing: not a clip-audit report folder".into(),
             });
         }
-        let mut seen = BTreeSet::new();
-        for (row, fields) in read_rows(&groups, &GROUPS_HEADER)? {
-            let cell = Cell {
-                path: &groups,
-                row,
-                fields: &fields,
-            };
-            let measured = cell.measured("count", "rate")?;
-            let key = (
-                fields["attribute"].clone(),
-                fields["category"].clone(),
-                fields["group"].clone(),
-            );
-            if !seen.insert(key) {
-                return Err(cell.bad("group", "the same attribute, category and group twice"));
-            }
-            tables
-                .rates
-                .entry((fields["attribute"].clone(), fields["category"].clone()))
-                .or_default()
-                .push((fields["group"].clone(), measured));
-        }
+        let rates = read_rates(&groups)?;
         let accuracy = dir.join("accuracy.csv");
-        if accuracy.exists() {
-            let mut seen = BTreeSet::new();
-            for (row, fields) in read_rows(&accuracy, &ACCURACY_HEADER)? {
-                let cell = Cell {
-                    path: &accuracy,
-                    row,
-                    fields: &fields,
-                };
-                let measured = cell.measured("correct", "accuracy")?;
-                if !seen.insert((fields["attribute"].clone(), fields["group"].clone())) {
-                    return Err(cell.bad("group", "the same attribute and group twice"));
-                }
-                tables
-                    .accuracy
-                    .entry(fields["attribute"].clone())
-                    .or_default()
-                    .push((fields["group"].clone(), measured));
-            }
-        }
-        Ok(tables)
+        let accuracy = if accuracy.exists() {
+            read_accuracy(&accuracy)?
+        } else {
+            BTreeMap::new()
+        };
+        Ok(ReportTables {
+            rates,
+            accuracy,
+            dir: dir.to_path_buf(),
+        })
     }
+}
+
+/// `groups.csv`: (grouping, category) → group → numbers; a group listed twice is an error.
+fn read_rates(path: &Path) -> Result<BTreeMap<(String, String), Groups>, CheckError> {
+    let mut rates: BTreeMap<(String, String), Groups> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (row, fields) in read_rows(path, &GROUPS_HEADER)? {
+        let cell = Cell {
+            path,
+            row,
+            fields: &fields,
+        };
+        let measured = cell.measured("count", "rate")?;
+        let key = (
+            fields["attribute"].clone(),
+            fields["category"].clone(),
+            fields["group"].clone(),
+        );
+        if !seen.insert(key) {
+            return Err(cell.bad("group", "the same attribute, category and group twice"));
+        }
+        rates
+            .entry((fields["attribute"].clone(), fields["category"].clone()))
+            .or_default()
+            .push((fields["group"].clone(), measured));
+    }
+    Ok(rates)
+}
+
+/// `accuracy.csv`: grouping → group → numbers; a group listed twice is an error.
+fn read_accuracy(path: &Path) -> Result<BTreeMap<String, Groups>, CheckError> {
+    let mut accuracy: BTreeMap<String, Groups> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (row, fields) in read_rows(path, &ACCURACY_HEADER)? {
+        let cell = Cell {
+            path,
+            row,
+            fields: &fields,
+        };
+        let measured = cell.measured("correct", "accuracy")?;
+        if !seen.insert((fields["attribute"].clone(), fields["group"].clone())) {
+            return Err(cell.bad("group", "the same attribute and group twice"));
+        }
+        accuracy
+            .entry(fields["attribute"].clone())
+            .or_default()
+            .push((fields["group"].clone(), measured));
+    }
+    Ok(accuracy)
 }
 
 /// One data row of a report table: column → cell.
@@ -618,31 +651,7 @@ impl RuleAt<'_> {
                 });
                 continue;
             };
-            let rise = if rule.metric == RuleMetric::Rate {
-                now.value - then.value
-            } else {
-                then.value - now.value
-            };
-            let overlap = now.ci_low <= then.ci_high && then.ci_low <= now.ci_high;
-            let exceeded = rise > max_increase + 1e-12;
-            let fails = exceeded && (rule.ignore_ci || !overlap);
-            let note = if exceeded && overlap && !rule.ignore_ci {
-                format!(
-                    "rise exceeds the limit but the 95% intervals overlap ({:.4}–{:.4} vs \
-                     baseline {:.4}–{:.4})",
-                    now.ci_low, now.ci_high, then.ci_low, then.ci_high
-                )
-            } else {
-                format!("baseline {:.4}, now {:.4}", then.value, now.value)
-            };
-            out.push(verdict(
-                rule,
-                group,
-                Some(rise),
-                limit.clone(),
-                !fails,
-                note,
-            ));
+            out.push(rise_verdict(rule, group, now, then, &limit, max_increase));
         }
         Ok(out)
     }
@@ -679,6 +688,36 @@ fn bounds(rule: &Rule, value: f64) -> Vec<(String, bool)> {
         checks.push((format!(">= {min}"), value >= min));
     }
     checks
+}
+
+/// One group's rise over its baseline (a fall, for accuracy) against `max_increase`: it fails
+/// only when the 95% intervals do not overlap, unless the rule says `ignore_ci`.
+fn rise_verdict(
+    rule: &Rule,
+    group: &str,
+    now: &Measured,
+    then: &Measured,
+    limit: &str,
+    max_increase: f64,
+) -> Verdict {
+    let rise = if rule.metric == RuleMetric::Rate {
+        now.value - then.value
+    } else {
+        then.value - now.value
+    };
+    let overlap = now.ci_low <= then.ci_high && then.ci_low <= now.ci_high;
+    let exceeded = rise > max_increase + 1e-12;
+    let fails = exceeded && (rule.ignore_ci || !overlap);
+    let note = if exceeded && overlap && !rule.ignore_ci {
+        format!(
+            "rise exceeds the limit but the 95% intervals overlap ({:.4}–{:.4} vs \
+             baseline {:.4}–{:.4})",
+            now.ci_low, now.ci_high, then.ci_low, then.ci_high
+        )
+    } else {
+        format!("baseline {:.4}, now {:.4}", then.value, now.value)
+    };
+    verdict(rule, group, Some(rise), limit.to_string(), !fails, note)
 }
 
 /// `rate` and `accuracy`: every judged group against `max`/`min`.
@@ -820,45 +859,51 @@ pub fn render_junit(rules: &[Rule], verdicts: &[Verdict]) -> String {
         rules.len()
     );
     for rule in rules {
-        let mine: Vec<&Verdict> = verdicts.iter().filter(|v| v.rule == rule.name).collect();
-        out.push_str(&format!(
-            "  <testcase classname=\"clip-audit\" name=\"{}\">\n",
-            xml(&rule.name)
-        ));
-        let failed: Vec<&&Verdict> = mine.iter().filter(|v| v.verdict == Outcome::Fail).collect();
-        if !failed.is_empty() {
-            let lines: Vec<String> = failed
-                .iter()
-                .map(|v| {
-                    format!(
-                        "{}: {} (limit {}) {}",
-                        v.group,
-                        v.value.map_or("–".into(), |x| format!("{x:.4}")),
-                        v.limit,
-                        v.note
-                    )
-                })
-                .collect();
-            out.push_str(&format!(
-                "    <failure message=\"{} group(s) outside the limit\">{}</failure>\n",
-                failed.len(),
-                xml(&lines.join("\n"))
-            ));
-        }
-        let skipped: Vec<String> = mine
-            .iter()
-            .filter(|v| v.verdict == Outcome::NotJudged)
-            .map(|v| format!("{}: {}", v.group, v.note))
-            .collect();
-        if !skipped.is_empty() {
-            out.push_str(&format!(
-                "    <system-out>not judged: {}</system-out>\n",
-                xml(&skipped.join("; "))
-            ));
-        }
-        out.push_str("  </testcase>\n");
+        out.push_str(&junit_testcase(rule, verdicts));
     }
     out.push_str("</testsuite>\n</testsuites>\n");
+    out
+}
+
+/// One rule's JUnit test case: its failed groups as a failure, its not-judged groups as output.
+fn junit_testcase(rule: &Rule, verdicts: &[Verdict]) -> String {
+    let mine: Vec<&Verdict> = verdicts.iter().filter(|v| v.rule == rule.name).collect();
+    let mut out = format!(
+        "  <testcase classname=\"clip-audit\" name=\"{}\">\n",
+        xml(&rule.name)
+    );
+    let failed: Vec<&&Verdict> = mine.iter().filter(|v| v.verdict == Outcome::Fail).collect();
+    if !failed.is_empty() {
+        let lines: Vec<String> = failed
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}: {} (limit {}) {}",
+                    v.group,
+                    v.value.map_or("–".into(), |x| format!("{x:.4}")),
+                    v.limit,
+                    v.note
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "    <failure message=\"{} group(s) outside the limit\">{}</failure>\n",
+            failed.len(),
+            xml(&lines.join("\n"))
+        ));
+    }
+    let skipped: Vec<String> = mine
+        .iter()
+        .filter(|v| v.verdict == Outcome::NotJudged)
+        .map(|v| format!("{}: {}", v.group, v.note))
+        .collect();
+    if !skipped.is_empty() {
+        out.push_str(&format!(
+            "    <system-out>not judged: {}</system-out>\n",
+            xml(&skipped.join("; "))
+        ));
+    }
+    out.push_str("  </testcase>\n");
     out
 }
 

@@ -273,6 +273,9 @@ pub struct PredictionRecord {
     pub label: String,
 }
 
+/// A stream of predictions rows that ends after its first `Err`.
+type RowStream<'a> = Box<dyn Iterator<Item = Result<PredictionRecord, PredictionsError>> + 'a>;
+
 /// Where the columns of a predictions file are.
 #[derive(Debug)]
 enum Layout {
@@ -307,30 +310,7 @@ impl PredictionsFile {
         label_column: &str,
         attributes: Option<&[String]>,
     ) -> Result<PredictionsFile, PredictionsError> {
-        let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let is_parquet = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-        let (names, parquet) = if is_parquet {
-            let file = File::open(path).map_err(|e| file_err(&e))?;
-            let mut reader = ParquetReader::new(file);
-            let schema = reader.schema().map_err(|e| file_err(&e))?;
-            let metadata = reader.get_metadata().map_err(|e| file_err(&e))?.clone();
-            let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-            (names, Some(metadata))
-        } else {
-            let mut reader = csv_reader(path).map_err(|e| file_err(&e))?;
-            let header = reader.headers().map_err(|e| file_err(&e))?;
-            let names = header
-                .iter()
-                .map(|h| crate::csv_cell::restore(h).to_string())
-                .collect();
-            (names, None)
-        };
+        let (names, parquet) = column_names(path)?;
         let attributes: Vec<String> = match attributes {
             Some(a) => a.to_vec(),
             None => names
@@ -339,20 +319,10 @@ impl PredictionsFile {
                 .cloned()
                 .collect(),
         };
-        let find = |column: &str| -> Result<usize, PredictionsError> {
-            names
-                .iter()
-                .position(|n| n == column)
-                .ok_or_else(|| PredictionsError::Column {
-                    path: path.to_path_buf(),
-                    column: column.to_string(),
-                    reason: format!("missing (the file has: {})", names.join(", ")),
-                })
-        };
-        let label = find(label_column)?;
+        let label = find_column(path, &names, label_column)?;
         let attribute_columns = attributes
             .iter()
-            .map(|a| find(a))
+            .map(|a| find_column(path, &names, a))
             .collect::<Result<Vec<_>, _>>()?;
         let id = names.iter().position(|n| n == "id");
         let layout = match parquet {
@@ -396,66 +366,77 @@ impl PredictionsFile {
                 id,
                 label,
                 attributes,
-            } => {
-                let mut reader = csv_reader(&self.path).map_err(|e| PredictionsError::File {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                })?;
-                let width = reader
-                    .headers()
-                    .map_err(|e| PredictionsError::File {
-                        path: self.path.clone(),
-                        reason: e.to_string(),
-                    })?
-                    .len();
-                let mut record = csv::StringRecord::new();
-                let mut row = 0u64;
-                let mut failed = false;
-                Ok(Box::new(std::iter::from_fn(move || {
-                    if failed {
-                        return None;
-                    }
-                    row += 1;
-                    let item = match reader.read_record(&mut record) {
-                        Ok(false) => return None,
-                        Ok(true) => self.csv_row(&record, row, width, *id, *label, attributes),
-                        Err(e) => Err(self.row_err(row, "*", e.to_string())),
-                    };
-                    failed = item.is_err();
-                    Some(item)
-                })))
-            }
-            Layout::Parquet { metadata, has_id } => {
-                let mut group = 0usize;
-                let mut row = 0u64;
-                let mut queue: VecDeque<PredictionRecord> = VecDeque::new();
-                let mut failed = false;
-                Ok(Box::new(std::iter::from_fn(move || {
-                    loop {
-                        if failed {
-                            return None;
-                        }
-                        if let Some(next) = queue.pop_front() {
-                            return Some(Ok(next));
-                        }
-                        if group >= metadata.row_groups.len() {
-                            return None;
-                        }
-                        match self.parquet_group(metadata, group, *has_id, row) {
-                            Ok(rows) => {
-                                row += rows.len() as u64;
-                                queue.extend(rows);
-                            }
-                            Err(e) => {
-                                failed = true;
-                                return Some(Err(e));
-                            }
-                        }
-                        group += 1;
-                    }
-                })))
-            }
+            } => self.csv_rows(*id, *label, attributes),
+            Layout::Parquet { metadata, has_id } => Ok(self.parquet_rows(metadata, *has_id)),
         }
+    }
+
+    /// Streams a CSV file record by record; its header is read first for the row width.
+    fn csv_rows<'a>(
+        &'a self,
+        id: Option<usize>,
+        label: usize,
+        attributes: &'a [usize],
+    ) -> Result<RowStream<'a>, PredictionsError> {
+        let mut reader = csv_reader(&self.path).map_err(|e| PredictionsError::File {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let width = reader
+            .headers()
+            .map_err(|e| PredictionsError::File {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?
+            .len();
+        let mut record = csv::StringRecord::new();
+        let mut row = 0u64;
+        let mut failed = false;
+        Ok(Box::new(std::iter::from_fn(move || {
+            if failed {
+                return None;
+            }
+            row += 1;
+            let item = match reader.read_record(&mut record) {
+                Ok(false) => return None,
+                Ok(true) => self.csv_row(&record, row, width, id, label, attributes),
+                Err(e) => Err(self.row_err(row, "*", e.to_string())),
+            };
+            failed = item.is_err();
+            Some(item)
+        })))
+    }
+
+    /// Streams a Parquet file one row group at a time.
+    fn parquet_rows<'a>(&'a self, metadata: &'a Arc<FileMetadata>, has_id: bool) -> RowStream<'a> {
+        let mut group = 0usize;
+        let mut row = 0u64;
+        let mut queue: VecDeque<PredictionRecord> = VecDeque::new();
+        let mut failed = false;
+        Box::new(std::iter::from_fn(move || {
+            loop {
+                if failed {
+                    return None;
+                }
+                if let Some(next) = queue.pop_front() {
+                    return Some(Ok(next));
+                }
+                if group >= metadata.row_groups.len() {
+                    return None;
+                }
+                match self.parquet_group(metadata, group, has_id, row) {
+                    Ok(rows) => {
+                        row += rows.len() as u64;
+                        queue.extend(rows);
+                    }
+                    Err(e) => {
+                        failed = true;
+                        return Some(Err(e));
+                    }
+                }
+                group += 1;
+            }
+        }))
     }
 
     fn row_err(&self, row: u64, column: &str, reason: String) -> PredictionsError {
@@ -513,58 +494,17 @@ impl PredictionsFile {
         has_id: bool,
         first: u64,
     ) -> Result<Vec<PredictionRecord>, PredictionsError> {
-        let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
-            path: self.path.clone(),
-            reason: e.to_string(),
+        let df = self.read_row_group(metadata, group, has_id)?;
+        let ids = if has_id {
+            Some(self.text_column(&df, "id")?)
+        } else {
+            None
         };
-        let mut projection: Vec<String> = Vec::new();
-        if has_id {
-            projection.push("id".into());
-        }
-        for column in std::iter::once(&self.label_column).chain(&self.attributes) {
-            if !projection.contains(column) {
-                projection.push(column.clone());
-            }
-        }
-        let one_group = FileMetadata {
-            num_rows: metadata.row_groups[group].num_rows(),
-            row_groups: vec![metadata.row_groups[group].clone()],
-            ..(**metadata).clone()
-        };
-        let handle = File::open(&self.path).map_err(|e| file_err(&e))?;
-        let mut reader = ParquetReader::new(handle)
-            .with_columns(Some(projection))
-            .read_parallel(ParallelStrategy::None);
-        reader.set_metadata(Arc::new(one_group));
-        let df = reader.finish().map_err(|e| file_err(&e))?;
-        let text = |column: &str| -> Result<StringChunked, PredictionsError> {
-            let col = df.column(column).map_err(|e| PredictionsError::Column {
-                path: self.path.clone(),
-                column: column.to_string(),
-                reason: e.to_string(),
-            })?;
-            let col = col
-                .cast(&DataType::String)
-                .map_err(|e| PredictionsError::Column {
-                    path: self.path.clone(),
-                    column: column.to_string(),
-                    reason: format!("cannot be read as text: {e}"),
-                })?;
-            Ok(col
-                .str()
-                .map_err(|e| PredictionsError::Column {
-                    path: self.path.clone(),
-                    column: column.to_string(),
-                    reason: e.to_string(),
-                })?
-                .clone())
-        };
-        let ids = if has_id { Some(text("id")?) } else { None };
-        let labels = text(&self.label_column)?;
+        let labels = self.text_column(&df, &self.label_column)?;
         let values = self
             .attributes
             .iter()
-            .map(|a| text(a))
+            .map(|a| self.text_column(&df, a))
             .collect::<Result<Vec<_>, _>>()?;
         let value = |ca: &StringChunked, i: usize, row: u64, column: &str| {
             ca.get(i)
@@ -590,6 +530,100 @@ impl PredictionsFile {
             })
             .collect()
     }
+
+    /// The columns read from a Parquet file: `id` (when present), the label, the attributes.
+    fn projection(&self, has_id: bool) -> Vec<String> {
+        let mut projection: Vec<String> = Vec::new();
+        if has_id {
+            projection.push("id".into());
+        }
+        for column in std::iter::once(&self.label_column).chain(&self.attributes) {
+            if !projection.contains(column) {
+                projection.push(column.clone());
+            }
+        }
+        projection
+    }
+
+    /// Reads the projected columns of row group `group` alone into a frame.
+    fn read_row_group(
+        &self,
+        metadata: &Arc<FileMetadata>,
+        group: usize,
+        has_id: bool,
+    ) -> Result<DataFrame, PredictionsError> {
+        let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let projection = self.projection(has_id);
+        let one_group = FileMetadata {
+            num_rows: metadata.row_groups[group].num_rows(),
+            row_groups: vec![metadata.row_groups[group].clone()],
+            ..(**metadata).clone()
+        };
+        let handle = File::open(&self.path).map_err(|e| file_err(&e))?;
+        let mut reader = ParquetReader::new(handle)
+            .with_columns(Some(projection))
+            .read_parallel(ParallelStrategy::None);
+        reader.set_metadata(Arc::new(one_group));
+        reader.finish().map_err(|e| file_err(&e))
+    }
+
+    /// Column `column` of `df` as text (any type that casts to a string).
+    fn text_column(&self, df: &DataFrame, column: &str) -> Result<StringChunked, PredictionsError> {
+        let col_err = |reason: String| PredictionsError::Column {
+            path: self.path.clone(),
+            column: column.to_string(),
+            reason,
+        };
+        let col = df.column(column).map_err(|e| col_err(e.to_string()))?;
+        let col = col
+            .cast(&DataType::String)
+            .map_err(|e| col_err(format!("cannot be read as text: {e}")))?;
+        Ok(col.str().map_err(|e| col_err(e.to_string()))?.clone())
+    }
+}
+
+/// The column names of a predictions file, with its Parquet footer when it is a `.parquet` file
+/// (CSV header cells are restored from their neutralised form).
+fn column_names(path: &Path) -> Result<(Vec<String>, Option<Arc<FileMetadata>>), PredictionsError> {
+    let file_err = |e: &dyn std::fmt::Display| PredictionsError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let is_parquet = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    if is_parquet {
+        let file = File::open(path).map_err(|e| file_err(&e))?;
+        let mut reader = ParquetReader::new(file);
+        let schema = reader.schema().map_err(|e| file_err(&e))?;
+        let metadata = reader.get_metadata().map_err(|e| file_err(&e))?.clone();
+        let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+        Ok((names, Some(metadata)))
+    } else {
+        let mut reader = csv_reader(path).map_err(|e| file_err(&e))?;
+        let header = reader.headers().map_err(|e| file_err(&e))?;
+        let names = header
+            .iter()
+            .map(|h| crate::csv_cell::restore(h).to_string())
+            .collect();
+        Ok((names, None))
+    }
+}
+
+/// The index of `column` in `names`; a missing column is an error listing the file's columns.
+fn find_column(path: &Path, names: &[String], column: &str) -> Result<usize, PredictionsError> {
+    names
+        .iter()
+        .position(|n| n == column)
+        .ok_or_else(|| PredictionsError::Column {
+            path: path.to_path_buf(),
+            column: column.to_string(),
+            reason: format!("missing (the file has: {})", names.join(", ")),
+        })
 }
 
 /// A CSV reader with a header row; rows of another width are reported, not rejected by csv.

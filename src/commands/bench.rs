@@ -393,6 +393,18 @@ fn preprocess_rate(model: &LoadedModel, images: &[PathBuf]) -> f64 {
 /// Renders the results as the Markdown report.
 pub fn markdown(r: &BenchResults) -> Result<String, std::fmt::Error> {
     let mut out = String::new();
+    write_header(&mut out, r)?;
+    writeln!(out, "| measurement | value |")?;
+    writeln!(out, "|---|---|")?;
+    if let Some(e) = &r.end_to_end {
+        write_end_to_end_rows(&mut out, e)?;
+    }
+    write_encoder_rows(&mut out, r)?;
+    Ok(out)
+}
+
+/// The report's title, the list of what was measured on what, and the encoder's note.
+fn write_header(out: &mut String, r: &BenchResults) -> std::fmt::Result {
     writeln!(out, "# clip-audit benchmark\n")?;
     writeln!(out, "- model: {}", r.model)?;
     writeln!(
@@ -415,28 +427,33 @@ pub fn markdown(r: &BenchResults) -> Result<String, std::fmt::Error> {
     if let Some(note) = &r.encoder.note {
         writeln!(out, "Note: {note}\n")?;
     }
-    writeln!(out, "| measurement | value |")?;
-    writeln!(out, "|---|---|")?;
-    if let Some(e) = &r.end_to_end {
-        writeln!(out, "| end to end, images/s | {:.1} |", e.images_per_s)?;
-        writeln!(out, "| end to end, wall seconds | {:.2} |", e.wall_s)?;
-        writeln!(out, "| — model load, s | {:.2} |", e.model_load_s)?;
-        writeln!(
-            out,
-            "| — {} prompts ({}), s | {:.2} |",
-            e.prompts, e.probe, e.prompts_s
-        )?;
-        writeln!(
-            out,
-            "| — images (decode, preprocess, encode, classify), s | {:.2} |",
-            e.images_s
-        )?;
-        writeln!(
-            out,
-            "| decode + preprocess only, images/s | {:.0} |",
-            e.preprocess_images_per_s
-        )?;
-    }
+    Ok(())
+}
+
+/// The end-to-end table rows: throughput, wall time and its parts, preprocessing alone.
+fn write_end_to_end_rows(out: &mut String, e: &EndToEndResult) -> std::fmt::Result {
+    writeln!(out, "| end to end, images/s | {:.1} |", e.images_per_s)?;
+    writeln!(out, "| end to end, wall seconds | {:.2} |", e.wall_s)?;
+    writeln!(out, "| — model load, s | {:.2} |", e.model_load_s)?;
+    writeln!(
+        out,
+        "| — {} prompts ({}), s | {:.2} |",
+        e.prompts, e.probe, e.prompts_s
+    )?;
+    writeln!(
+        out,
+        "| — images (decode, preprocess, encode, classify), s | {:.2} |",
+        e.images_s
+    )?;
+    writeln!(
+        out,
+        "| decode + preprocess only, images/s | {:.0} |",
+        e.preprocess_images_per_s
+    )
+}
+
+/// The image-encoder table rows, with the matrix-multiply rates they are measured against.
+fn write_encoder_rows(out: &mut String, r: &BenchResults) -> std::fmt::Result {
     let enc = &r.encoder;
     writeln!(
         out,
@@ -475,7 +492,7 @@ pub fn markdown(r: &BenchResults) -> Result<String, std::fmt::Error> {
             g.shape, g.gflops
         )?;
     }
-    Ok(out)
+    Ok(())
 }
 
 struct EncoderTiming {

@@ -70,70 +70,24 @@ pub fn for_grouping(
     if table.len() < 2 {
         return out;
     }
-    let row = |category: &str, metric, value: Option<f64>, group: &str, reference_group: &str| {
-        let flagged = matches!(
-            metric,
-            DisparityMetric::Ratio | DisparityMetric::RatioToReference
-        ) && value.is_some_and(outside_fair_band);
-        Disparity {
-            attribute: attribute.to_string(),
-            category: category.to_string(),
-            metric,
-            value,
-            group: group.to_string(),
-            reference_group: reference_group.to_string(),
-            flagged,
-        }
-    };
+    let reference =
+        reference.and_then(|reference| table.iter().position(|(g, _, _)| g == reference));
     for (c, category) in categories.iter().enumerate() {
         let rates: Vec<f64> = table
             .iter()
             .map(|(_, n, counts)| counts[c] as f64 / *n as f64)
             .collect();
-        // first group in display order wins ties, so output is deterministic
-        let (mut hi, mut lo) = (0, 0);
-        for (i, &r) in rates.iter().enumerate() {
-            if r > rates[hi] {
-                hi = i;
-            }
-            if r < rates[lo] {
-                lo = i;
-            }
-        }
-        let (max_group, min_group) = (&table[hi].0, &table[lo].0);
-        out.push(row(
+        out.extend(category_disparities(
+            attribute,
             &category.name,
-            DisparityMetric::Difference,
-            Some(rates[hi] - rates[lo]),
-            max_group,
-            min_group,
+            table,
+            &rates,
+            reference,
         ));
-        out.push(row(
-            &category.name,
-            DisparityMetric::Ratio,
-            ratio(rates[lo], rates[hi]),
-            max_group,
-            min_group,
-        ));
-        if let Some(r) =
-            reference.and_then(|reference| table.iter().position(|(g, _, _)| g == reference))
-        {
-            {
-                let reference = &table[r].0;
-                for (i, (group, _, _)) in table.iter().enumerate() {
-                    out.push(row(
-                        &category.name,
-                        DisparityMetric::RatioToReference,
-                        ratio(rates[i], rates[r]),
-                        group,
-                        reference,
-                    ));
-                }
-            }
-        }
     }
     let counts: Vec<Vec<u64>> = table.iter().map(|(_, _, c)| c.clone()).collect();
-    out.push(row(
+    out.push(disparity(
+        attribute,
         "",
         DisparityMetric::Chi2P,
         chi_square_p(&counts),
@@ -141,6 +95,90 @@ pub fn for_grouping(
         "",
     ));
     out
+}
+
+/// One category's difference and ratio (max group vs min group) and, with a reference group (an
+/// index into `table`), every group's ratio to it.
+fn category_disparities(
+    attribute: &str,
+    category: &str,
+    table: &[(String, u64, Vec<u64>)],
+    rates: &[f64],
+    reference: Option<usize>,
+) -> Vec<Disparity> {
+    let (hi, lo) = extremes(rates);
+    let (max_group, min_group) = (&table[hi].0, &table[lo].0);
+    let mut out = vec![
+        disparity(
+            attribute,
+            category,
+            DisparityMetric::Difference,
+            Some(rates[hi] - rates[lo]),
+            max_group,
+            min_group,
+        ),
+        disparity(
+            attribute,
+            category,
+            DisparityMetric::Ratio,
+            ratio(rates[lo], rates[hi]),
+            max_group,
+            min_group,
+        ),
+    ];
+    if let Some(r) = reference {
+        let reference = &table[r].0;
+        for (i, (group, _, _)) in table.iter().enumerate() {
+            out.push(disparity(
+                attribute,
+                category,
+                DisparityMetric::RatioToReference,
+                ratio(rates[i], rates[r]),
+                group,
+                reference,
+            ));
+        }
+    }
+    out
+}
+
+/// The indices of the highest and the lowest rate; the first group in display order wins ties, so
+/// output is deterministic.
+fn extremes(rates: &[f64]) -> (usize, usize) {
+    let (mut hi, mut lo) = (0, 0);
+    for (i, &r) in rates.iter().enumerate() {
+        if r > rates[hi] {
+            hi = i;
+        }
+        if r < rates[lo] {
+            lo = i;
+        }
+    }
+    (hi, lo)
+}
+
+/// One disparity row; ratios outside the fairness band are flagged.
+fn disparity(
+    attribute: &str,
+    category: &str,
+    metric: DisparityMetric,
+    value: Option<f64>,
+    group: &str,
+    reference_group: &str,
+) -> Disparity {
+    let flagged = matches!(
+        metric,
+        DisparityMetric::Ratio | DisparityMetric::RatioToReference
+    ) && value.is_some_and(outside_fair_band);
+    Disparity {
+        attribute: attribute.to_string(),
+        category: category.to_string(),
+        metric,
+        value,
+        group: group.to_string(),
+        reference_group: reference_group.to_string(),
+        flagged,
+    }
 }
 
 /// Whether a ratio leaves [0.8, 1.25], allowing for float rounding at the edges (12/10 ÷ 24/25

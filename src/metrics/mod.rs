@@ -265,15 +265,26 @@ impl MetricsAccumulator {
 
     /// Computes rates, intervals, accuracies and disparities.
     pub fn finish(self) -> AuditMetrics {
-        let setup = &self.setup;
-        let has_rules = setup.class_matches.iter().any(|r| !r.is_empty());
-        let mut rates = Vec::new();
-        let mut accuracy = Vec::new();
-        let mut empty_groups = BTreeMap::new();
-        let mut disparities = Vec::new();
-        let mut reference_groups = BTreeMap::new();
-        for (c, category) in setup.categories.iter().enumerate() {
-            rates.push(group_rate(
+        let has_rules = self.setup.class_matches.iter().any(|r| !r.is_empty());
+        let mut out = AuditMetrics {
+            n: self.n,
+            rates: Vec::new(),
+            accuracy: Vec::new(),
+            disparities: Vec::new(),
+            empty_groups: BTreeMap::new(),
+            reference_groups: BTreeMap::new(),
+        };
+        self.push_overall(&mut out, has_rules);
+        for (g, grouping) in self.setup.groupings.iter().enumerate() {
+            self.push_grouping(&mut out, g, grouping, has_rules);
+        }
+        out
+    }
+
+    /// Adds the overall rates, and the overall accuracy when rules matched any image.
+    fn push_overall(&self, out: &mut AuditMetrics, has_rules: bool) {
+        for (c, category) in self.setup.categories.iter().enumerate() {
+            out.rates.push(group_rate(
                 ALL,
                 ALL,
                 &category.name,
@@ -282,68 +293,96 @@ impl MetricsAccumulator {
             ));
         }
         if has_rules && self.overall_matched.0 > 0 {
-            accuracy.push(group_accuracy(ALL, ALL, self.overall_matched));
+            out.accuracy
+                .push(group_accuracy(ALL, ALL, self.overall_matched));
         }
-        for (g, grouping) in setup.groupings.iter().enumerate() {
-            let names = grouping.groups(&setup.attributes);
-            let sizes: Vec<u64> = self.counts[g].iter().map(|c| c.iter().sum()).collect();
-            let present: Vec<usize> = (0..names.len()).filter(|&i| sizes[i] > 0).collect();
-            let empty: Vec<String> = (0..names.len())
-                .filter(|&i| sizes[i] == 0)
-                .map(|i| names[i].clone())
-                .collect();
-            if !empty.is_empty() {
-                empty_groups.insert(grouping.name.clone(), empty);
-            }
-            for (c, category) in setup.categories.iter().enumerate() {
-                for &i in &present {
-                    rates.push(group_rate(
-                        &grouping.name,
-                        &names[i],
-                        &category.name,
-                        sizes[i],
-                        self.counts[g][i][c],
-                    ));
-                }
-            }
-            if has_rules {
-                for &i in &present {
-                    if self.matched[g][i].0 > 0 {
-                        accuracy.push(group_accuracy(
-                            &grouping.name,
-                            &names[i],
-                            self.matched[g][i],
-                        ));
-                    }
-                }
-            }
-            let reference = setup
-                .reference
-                .get(&grouping.name)
-                .and_then(|r| names.iter().position(|n| n == r))
-                .filter(|&i| sizes[i] > 0)
-                .or_else(|| largest(&present, &sizes));
-            if let Some(r) = reference {
-                reference_groups.insert(grouping.name.clone(), names[r].clone());
-            }
-            let table: Vec<(String, u64, Vec<u64>)> = present
-                .iter()
-                .map(|&i| (names[i].clone(), sizes[i], self.counts[g][i].clone()))
-                .collect();
-            disparities.extend(disparity::for_grouping(
-                &grouping.name,
-                &setup.categories,
-                &table,
-                reference.map(|r| names[r].as_str()),
-            ));
+    }
+
+    /// Adds grouping `g`'s rates, accuracies, empty groups, reference group and disparities.
+    fn push_grouping(
+        &self,
+        out: &mut AuditMetrics,
+        g: usize,
+        grouping: &Grouping,
+        has_rules: bool,
+    ) {
+        let setup = &self.setup;
+        let names = grouping.groups(&setup.attributes);
+        let sizes: Vec<u64> = self.counts[g].iter().map(|c| c.iter().sum()).collect();
+        let present: Vec<usize> = (0..names.len()).filter(|&i| sizes[i] > 0).collect();
+        let empty: Vec<String> = (0..names.len())
+            .filter(|&i| sizes[i] == 0)
+            .map(|i| names[i].clone())
+            .collect();
+        if !empty.is_empty() {
+            out.empty_groups.insert(grouping.name.clone(), empty);
         }
-        AuditMetrics {
-            n: self.n,
-            rates,
-            accuracy,
-            disparities,
-            empty_groups,
-            reference_groups,
+        self.push_group_rates(out, g, grouping, &names, &sizes, &present);
+        if has_rules {
+            self.push_group_accuracy(out, g, grouping, &names, &present);
+        }
+        let reference = setup
+            .reference
+            .get(&grouping.name)
+            .and_then(|r| names.iter().position(|n| n == r))
+            .filter(|&i| sizes[i] > 0)
+            .or_else(|| largest(&present, &sizes));
+        if let Some(r) = reference {
+            out.reference_groups
+                .insert(grouping.name.clone(), names[r].clone());
+        }
+        let table: Vec<(String, u64, Vec<u64>)> = present
+            .iter()
+            .map(|&i| (names[i].clone(), sizes[i], self.counts[g][i].clone()))
+            .collect();
+        out.disparities.extend(disparity::for_grouping(
+            &grouping.name,
+            &setup.categories,
+            &table,
+            reference.map(|r| names[r].as_str()),
+        ));
+    }
+
+    /// Adds the rate of every category in every non-empty group of grouping `g`, category-major.
+    fn push_group_rates(
+        &self,
+        out: &mut AuditMetrics,
+        g: usize,
+        grouping: &Grouping,
+        names: &[String],
+        sizes: &[u64],
+        present: &[usize],
+    ) {
+        for (c, category) in self.setup.categories.iter().enumerate() {
+            for &i in present {
+                out.rates.push(group_rate(
+                    &grouping.name,
+                    &names[i],
+                    &category.name,
+                    sizes[i],
+                    self.counts[g][i][c],
+                ));
+            }
+        }
+    }
+
+    /// Adds the accuracy of every non-empty group of grouping `g` that has matched images.
+    fn push_group_accuracy(
+        &self,
+        out: &mut AuditMetrics,
+        g: usize,
+        grouping: &Grouping,
+        names: &[String],
+        present: &[usize],
+    ) {
+        for &i in present {
+            if self.matched[g][i].0 > 0 {
+                out.accuracy.push(group_accuracy(
+                    &grouping.name,
+                    &names[i],
+                    self.matched[g][i],
+                ));
+            }
         }
     }
 }
