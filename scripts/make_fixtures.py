@@ -22,6 +22,15 @@ Everything is deterministic (seed 0). Tests never run Python: they read what thi
                               normalised embeddings, logits, probabilities.
   golden/pixels224.safetensors  CLIPImageProcessor(use_fast=False) uint8 pixels (before rescale and
                               normalisation) at OpenAI's 224 setting, one [3,224,224] tensor per image.
+  tiny-siglip/     random-weight SigLIP (transformers SiglipModel: text 64/128/2/4 with a 256-token
+                   vocabulary and 64 positions, vision 64/128/2/4, image 64, patch 16,
+                   gelu_pytorch_tanh, attention-pooling head, logit_bias) and the
+                   preprocessor_config.json of SiglipImageProcessor (64x64, bilinear, mean/std 0.5).
+  golden/tiny-siglip.json     transformers outputs for fixed token ids (padded to 64) and the
+                              processor's pixels of images/: pooled features, normalised embeddings,
+                              logits_per_image (exp(logit_scale)·cos + logit_bias), sigmoid probs.
+
+`--only siglip` rebuilds tiny-siglip/ and its golden file alone (the rest is left as it is).
 """
 import argparse
 import gzip
@@ -204,12 +213,83 @@ def golden_model(model_dir, tok_dir, images_dir, image_files, prompts, out_path)
         json.dump(data, f)
 
 
+SIGLIP_IMAGES = ["square_448.jpg", "wide_640x480.png", "tall_333x517_gray.png", "small_100x60.webp"]
+
+
+def tiny_siglip(out, images_dir, image_files=SIGLIP_IMAGES):
+    """A random-weight SiglipModel and its golden values (token ids are fixed, not tokenized)."""
+    from transformers import SiglipConfig, SiglipModel
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    config = SiglipConfig(
+        text_config=dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=64, layer_norm_eps=1e-6,
+                         pad_token_id=1, bos_token_id=2, eos_token_id=3),
+        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=64, patch_size=16, layer_norm_eps=1e-6))
+    torch.manual_seed(2)
+    model = SiglipModel(config).eval()
+    with torch.no_grad():  # the init leaves the scale and bias at constants; make them tell
+        model.logit_scale.fill_(float(np.log(9.0)))
+        model.logit_bias.fill_(-3.5)
+    d = os.path.join(out, "tiny-siglip")
+    model.save_pretrained(d, safe_serialization=True)
+    for extra in ("generation_config.json", "processor_config.json"):
+        if os.path.exists(os.path.join(d, extra)):
+            os.remove(os.path.join(d, extra))
+    proc_config = {"do_convert_rgb": None, "do_normalize": True, "do_rescale": True, "do_resize": True,
+                   "image_mean": [0.5, 0.5, 0.5], "image_processor_type": "SiglipImageProcessor",
+                   "image_std": [0.5, 0.5, 0.5], "resample": 2, "rescale_factor": 0.00392156862745098,
+                   "size": {"height": 64, "width": 64}}
+    with open(os.path.join(d, "preprocessor_config.json"), "w") as f:
+        json.dump(proc_config, f, indent=2)
+    proc = SiglipImageProcessorPil(**{k: v for k, v in proc_config.items()
+                                      if k not in ("image_processor_type", "do_convert_rgb")})
+    pil = [load_reference_image(os.path.join(images_dir, f)).convert("RGB") for f in image_files]
+    pix = proc(images=pil, return_tensors="pt")["pixel_values"]
+    # prompts of several lengths, each ending in the eos id, padded to 64 with the pad id
+    rng = np.random.default_rng(0)
+    ids = []
+    for n in (1, 3, 7, 12, 63):
+        body = rng.integers(4, 256, size=n).tolist() + [3]
+        ids.append(body + [1] * (64 - len(body)))
+    input_ids = torch.tensor(ids)
+    pooled = lambda o: getattr(o, "pooler_output", o)  # noqa: E731
+    with torch.inference_mode():
+        txt = pooled(model.get_text_features(input_ids=input_ids))
+        img = pooled(model.get_image_features(pixel_values=pix))
+        o = model(input_ids=input_ids, pixel_values=pix)
+    r = lambda t: np.round(t.double().numpy(), 9).tolist()  # noqa: E731
+    data = {
+        "model": "tiny-siglip",
+        "input_ids": ids,
+        "images": image_files,
+        "pixel_values": r(pix),
+        "text_features": r(txt),
+        "image_features": r(img),
+        "text_embeds": r(o.text_embeds),
+        "image_embeds": r(o.image_embeds),
+        "logits_per_image": r(o.logits_per_image),
+        "probs": r(torch.sigmoid(o.logits_per_image)),
+        "logit_scale": float(model.logit_scale.exp().item()),
+        "logit_bias": float(model.logit_bias.item()),
+    }
+    with open(os.path.join(out, "golden", "tiny-siglip.json"), "w") as f:
+        json.dump(data, f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
+    ap.add_argument("--only", choices=["siglip"], help="rebuild one family's fixture alone")
     args = ap.parse_args()
     out = os.path.abspath(args.out)
     torch.set_num_threads(2)
+    if args.only == "siglip":
+        images_dir = os.path.join(out, "images")
+        tiny_siglip(out, images_dir)
+        print("tiny-siglip written to", out)
+        return
     work = tempfile.mkdtemp(prefix="clip-audit-fixtures-")
 
     st, bpe = openai_tokenizer(work)
@@ -267,6 +347,7 @@ def main():
     for d in (tiny, gelu):
         golden_model(d, tiny, images_dir, files, golden_prompts,
                      os.path.join(out, "golden", os.path.basename(d) + ".json"))
+    tiny_siglip(out, images_dir)
     print("fixtures written to", out)
 
 

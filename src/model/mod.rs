@@ -12,6 +12,7 @@ mod header_check;
 pub mod kernels;
 pub mod preprocess;
 pub mod request;
+pub mod siglip;
 pub mod source;
 pub mod tokenizer;
 

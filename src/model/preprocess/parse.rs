@@ -87,6 +87,25 @@ struct Parser<'a> {
     file: &'a str,
 }
 
+/// The defaults of the processor class `image_processor_type` names: `SiglipImageProcessor`
+/// resizes to 224×224 with a bilinear filter, does not crop, and normalises with mean and std
+/// 0.5; any other class gets `CLIPImageProcessor`'s.
+fn defaults_for(obj: &Map<String, Value>) -> PreprocessConfig {
+    let class = obj.get("image_processor_type").and_then(Value::as_str);
+    if class.is_some_and(|c| c.starts_with("SiglipImageProcessor")) {
+        PreprocessConfig {
+            exact_size: Some([224, 224]),
+            resample: Resample::Bilinear,
+            do_center_crop: false,
+            image_mean: [0.5; 3],
+            image_std: [0.5; 3],
+            ..PreprocessConfig::default()
+        }
+    } else {
+        PreprocessConfig::default()
+    }
+}
+
 fn describe(v: &Value) -> String {
     match v {
         Value::Null => "null".to_string(),
@@ -110,7 +129,7 @@ impl Parser<'_> {
 
     fn parse(&self, root: &Value) -> Result<PreprocessConfig, PreprocessConfigError> {
         let obj = self.settings(root)?;
-        let mut cfg = PreprocessConfig::default();
+        let mut cfg = defaults_for(obj);
         self.resize_and_crop(obj, &mut cfg)?;
         self.pixel_values(obj, &mut cfg)?;
         Ok(cfg)
@@ -360,6 +379,28 @@ fn sorted_keys(map: &Map<String, Value>) -> Vec<&str> {
 mod tests {
     use super::*;
     use crate::model::preprocess::config::OPENAI_CLIP_MEAN;
+
+    #[test]
+    fn siglip_processor_defaults_resize_to_a_square_without_cropping() {
+        let cfg = PreprocessConfig::from_json_str(
+            r#"{"image_processor_type": "SiglipImageProcessor", "size": {"height": 384, "width": 384}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.exact_size, Some([384, 384]));
+        assert!(!cfg.do_center_crop);
+        assert_eq!(cfg.resample, Resample::Bilinear);
+        assert_eq!((cfg.image_mean, cfg.image_std), ([0.5; 3], [0.5; 3]));
+        assert_eq!(cfg.output_size(640, 480), (384, 384));
+        let bare = PreprocessConfig::from_json_str(
+            r#"{"image_processor_type": "SiglipImageProcessorFast"}"#,
+        )
+        .unwrap();
+        assert_eq!(bare.output_size(640, 480), (224, 224));
+        // other classes keep CLIPImageProcessor's defaults
+        let clip = PreprocessConfig::from_json_str("{}").unwrap();
+        assert!(clip.do_center_crop);
+        assert_eq!(clip.image_mean, OPENAI_CLIP_MEAN);
+    }
 
     #[test]
     fn modern_config() {

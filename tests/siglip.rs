@@ -1,0 +1,214 @@
+//! Parity of the SigLIP family with transformers' `SiglipModel` on a tiny random-weight checkpoint
+//! (scripts/make_fixtures.py writes it and the golden values), and its configuration errors.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use clip_audit::model::clip::l2_normalize;
+use clip_audit::model::siglip::{SiglipConfig, SiglipModel};
+use common::*;
+
+/// Prints a measured relative error (for the record) and checks it against 1e-4.
+fn within(what: &str, e: f32) {
+    eprintln!("tiny-siglip: {what}: relative error {e:.2e}");
+    assert!(e < 1e-4, "tiny-siglip: {what}: relative error {e}");
+}
+
+fn load() -> SiglipModel {
+    let dir = fixture("tiny-siglip");
+    SiglipModel::load(
+        &dir.join("config.json"),
+        &dir.join("model.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+#[test]
+fn tiny_siglip_matches_transformers() {
+    let model = load();
+    let g = golden("tiny-siglip.json");
+    let ids: Vec<Vec<u32>> = g["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect();
+    let n_images = g["images"].as_array().unwrap().len();
+    let side = model.config().image_size();
+    let pixels = Tensor::from_vec(
+        flat(&g["pixel_values"]),
+        (n_images, 3, side, side),
+        &Device::Cpu,
+    )
+    .unwrap();
+
+    let text = model.text_features(&ids).unwrap();
+    within(
+        "text features",
+        relative_error(&values(&text), &flat(&g["text_features"])),
+    );
+    let image = model.image_features(&pixels).unwrap();
+    within(
+        "image features",
+        relative_error(&values(&image), &flat(&g["image_features"])),
+    );
+    let (text, image) = (l2_normalize(&text).unwrap(), l2_normalize(&image).unwrap());
+    within(
+        "text embeds",
+        relative_error(&values(&text), &flat(&g["text_embeds"])),
+    );
+    within(
+        "image embeds",
+        relative_error(&values(&image), &flat(&g["image_embeds"])),
+    );
+    assert!((model.logit_scale() - g["logit_scale"].as_f64().unwrap() as f32).abs() < 1e-5);
+    assert!((model.logit_bias() - g["logit_bias"].as_f64().unwrap() as f32).abs() < 1e-6);
+    let logits = ((image.matmul(&text.t().unwrap()).unwrap() * model.logit_scale() as f64)
+        .unwrap()
+        + model.logit_bias() as f64)
+        .unwrap();
+    let logits = values(&logits);
+    within(
+        "logits_per_image",
+        relative_error(&logits, &flat(&g["logits_per_image"])),
+    );
+    let probs: Vec<f32> = logits.iter().map(|l| 1.0 / (1.0 + (-l).exp())).collect();
+    within("sigmoid probs", relative_error(&probs, &flat(&g["probs"])));
+}
+
+#[test]
+fn prompts_must_be_padded_to_the_context_length() {
+    let model = load();
+    let err = model.text_features(&[vec![2, 5, 3]]).unwrap_err();
+    assert!(err.to_string().contains("exactly 64"), "{err}");
+}
+
+/// A change to a configuration.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
+#[test]
+fn configuration_errors_name_the_file_and_field() {
+    let text = std::fs::read_to_string(fixture("tiny-siglip/config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cases: Vec<(Edit, &str)> = vec![
+        (Box::new(|c| c["model_type"] = "clip".into()), "model_type"),
+        (
+            Box::new(|c| c["vision_config"]["patch_size"] = 15.into()),
+            "vision_config.image_size",
+        ),
+        (
+            Box::new(|c| c["text_config"]["num_attention_heads"] = 5.into()),
+            "text_config.hidden_size",
+        ),
+        (
+            Box::new(|c| c["text_config"]["vocab_size"] = 0.into()),
+            "text_config.vocab_size",
+        ),
+        (
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("vision_config");
+            }),
+            "vision_config",
+        ),
+        (
+            Box::new(|c| c["vision_config"]["hidden_size"] = "wide".into()),
+            "invalid type",
+        ),
+        (
+            Box::new(|c| c["text_config"]["projection_size"] = 32.into()),
+            "text_config.projection_size",
+        ),
+        (
+            Box::new(|c| c["vision_config"]["vision_use_head"] = false.into()),
+            "vision_config.vision_use_head",
+        ),
+        (
+            Box::new(|c| c["text_config"]["hidden_size"] = 32.into()),
+            "text_config",
+        ),
+    ];
+    for (edit, field) in cases {
+        let mut bad = config.clone();
+        edit(&mut bad);
+        let err = SiglipConfig::from_json_str(&bad.to_string(), "x/config.json").unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("x/config.json") && message.contains(field),
+            "{field}: {message}"
+        );
+    }
+    // a valid configuration that disagrees with the weights: named by tensor, before loading
+    config["text_config"]["vocab_size"] = 300.into();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let err = SiglipModel::load(
+        &dir.path().join("config.json"),
+        &fixture("tiny-siglip/model.safetensors"),
+        &Device::Cpu,
+    )
+    .err()
+    .unwrap();
+    let message = err.to_string();
+    assert!(
+        message.contains("model.safetensors")
+            && message.contains("text_model.embeddings.token_embedding.weight")
+            && message.contains("300"),
+        "{message}"
+    );
+}
+
+#[test]
+fn weights_without_logit_bias_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights =
+        candle_core::safetensors::load(fixture("tiny-siglip/model.safetensors"), &Device::Cpu)
+            .unwrap();
+    let without: std::collections::HashMap<String, Tensor> = weights
+        .into_iter()
+        .filter(|(name, _)| name != "logit_bias")
+        .collect();
+    candle_core::safetensors::save(&without, dir.path().join("model.safetensors")).unwrap();
+    let err = SiglipModel::load(
+        &fixture("tiny-siglip/config.json"),
+        &dir.path().join("model.safetensors"),
+        &Device::Cpu,
+    )
+    .err()
+    .unwrap();
+    let message = err.to_string();
+    assert!(message.contains("logit_bias"), "{message}");
+}
+
+/// `SiglipImageProcessor`'s pixels (resize to the square size with its bilinear filter, no crop,
+/// rescale, normalise with mean and std 0.5) from the checkpoint's preprocessor_config.json.
+#[test]
+fn pixels_equal_siglip_image_processor() {
+    use clip_audit::images::load_rgb;
+    use clip_audit::model::preprocess::{PreprocessConfig, preprocess};
+    let config =
+        PreprocessConfig::from_file(&fixture("tiny-siglip/preprocessor_config.json")).unwrap();
+    let g = golden("tiny-siglip.json");
+    let golden_pixels = flat(&g["pixel_values"]);
+    let size = 3 * 64 * 64;
+    for (i, name) in g["images"].as_array().unwrap().iter().enumerate() {
+        let name = name.as_str().unwrap();
+        let image = load_rgb(&fixture(&format!("images/{name}"))).unwrap();
+        let ours = preprocess(&image, &config);
+        assert_eq!(ours.len(), size, "{name}");
+        let theirs = &golden_pixels[i * size..(i + 1) * size];
+        let worst = ours
+            .iter()
+            .zip(theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("tiny-siglip pixels {name}: max abs difference {worst:.2e}");
+        assert!(worst < 1e-5, "{name}: {worst}");
+    }
+}
