@@ -274,8 +274,35 @@ def tiny_siglip(out, images_dir, image_files=SIGLIP_IMAGES):
         "logit_scale": float(model.logit_scale.exp().item()),
         "logit_bias": float(model.logit_bias.item()),
     }
+    data["tokens"] = siglip_tokenizer(d)
     with open(os.path.join(out, "golden", "tiny-siglip.json"), "w") as f:
         json.dump(data, f)
+
+
+def siglip_tokenizer(model_dir):
+    """A SigLIP 2-style tokenizer.json (SentencePiece-like BPE over `▁`-split words, 256 ids:
+    <unk> 0, <pad> 1, <bos> 2, <eos> 3, then merges learnt from the label prompts), written into
+    the model folder; returns transformers' ids for the golden prompts (padded to 64)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    corpus = [f"a photo of a {lab}." for lab in LABELS] * 4 + EXTRA_PROMPTS
+    trainer = trainers.BpeTrainer(vocab_size=256, special_tokens=["<unk>", "<pad>", "<bos>", "<eos>"],
+                                  show_progress=False)
+    tok.train_from_iterator(corpus, trainer)
+    assert tok.get_vocab_size() <= 256, tok.get_vocab_size()
+    tok.post_processor = processors.TemplateProcessing(single="$A <eos>", special_tokens=[("<eos>", 3)])
+    path = os.path.join(model_dir, "tokenizer.json")
+    tok.save(path)
+    ref = PreTrainedTokenizerFast(tokenizer_file=path, unk_token="<unk>", pad_token="<pad>",
+                                  bos_token="<bos>", eos_token="<eos>")
+    prompts = [f"a photo of a {lab}." for lab in LABELS] + EXTRA_PROMPTS
+    enc = ref(prompts, padding="max_length", max_length=64, truncation=True)
+    return [{"text": p, "ids": ids} for p, ids in zip(prompts, enc["input_ids"])]
 
 
 def main():

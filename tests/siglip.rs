@@ -212,3 +212,34 @@ fn pixels_equal_siglip_image_processor() {
         assert!(worst < 1e-5, "{name}: {worst}");
     }
 }
+
+/// Token ids equal transformers' (the fast tokenizer over the same tokenizer.json, padded to
+/// `max_length` 64 with truncation) on every golden prompt, the long one included.
+#[test]
+fn token_ids_equal_transformers() {
+    use clip_audit::model::siglip_tokenizer::SiglipTokenizer;
+    let tokenizer =
+        SiglipTokenizer::from_file(&fixture("tiny-siglip/tokenizer.json"), 64, 256, 1).unwrap();
+    let cases = golden("tiny-siglip.json")["tokens"].clone();
+    let cases = cases.as_array().unwrap();
+    assert!(cases.len() >= 30);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(tokenizer.encode(text).unwrap(), expected, "{text:?}");
+    }
+    // a vocabulary larger than the embedding table is refused, naming the file and the field
+    let err = SiglipTokenizer::from_file(&fixture("tiny-siglip/tokenizer.json"), 64, 100, 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("tokenizer.json") && err.contains("text_config.vocab_size"),
+        "{err}"
+    );
+}

@@ -13,6 +13,7 @@ pub mod kernels;
 pub mod preprocess;
 pub mod request;
 pub mod siglip;
+pub mod siglip_tokenizer;
 pub mod source;
 pub mod tokenizer;
 
