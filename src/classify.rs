@@ -1,15 +1,17 @@
-//! Zero-shot classification: `softmax(logit_scale · cos(image, class))` over a fixed label set.
+//! Zero-shot classification over a fixed label set: CLIP's `softmax(scale · cos(image, class))`,
+//! or SigLIP's independent `sigmoid(scale · cos + bias)` per label (see [`Scoring`]).
 
 use candle_core::Tensor;
 
 use crate::embed::{EmbedError, cosine};
+use crate::model::Scoring;
 
 /// One image's scores against every class.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Prediction {
-    /// `logit_scale · cos`, in label order.
+    /// `logit_scale · cos` (`+ logit_bias` for SigLIP), in label order.
     pub logits: Vec<f32>,
-    /// Softmax of the logits, in label order.
+    /// Softmax of the logits (CLIP) or the sigmoid of each (SigLIP), in label order.
     pub probs: Vec<f32>,
     /// The `k` most probable classes as `(label index, probability)`, most probable first.
     pub top: Vec<(usize, f32)>,
@@ -22,22 +24,30 @@ impl Prediction {
     }
 }
 
-/// A label set with its class embeddings and the model's logit scale.
+/// Turns one row of logits into a prediction with its `top_k` classes.
+type ScoreRow = fn(Vec<f32>, usize) -> Prediction;
+
+/// A label set with its class embeddings and the model's scoring.
 pub struct ZeroShotClassifier {
     labels: Vec<String>,
     class_embeddings: Tensor,
-    logit_scale: f32,
+    scoring: Scoring,
 }
 
 impl ZeroShotClassifier {
-    /// `class_embeddings` is `[C, P]`, normalised, one row per label; `logit_scale` is the
-    /// multiplier (already exponentiated).
-    pub fn new(labels: Vec<String>, class_embeddings: Tensor, logit_scale: f32) -> Self {
+    /// `class_embeddings` is `[C, P]`, normalised, one row per label; `scoring` is the model's
+    /// ([`crate::model::Towers::scoring`]).
+    pub fn new(labels: Vec<String>, class_embeddings: Tensor, scoring: Scoring) -> Self {
         Self {
             labels,
             class_embeddings,
-            logit_scale,
+            scoring,
         }
+    }
+
+    /// How similarities become logits and probabilities.
+    pub fn scoring(&self) -> Scoring {
+        self.scoring
     }
 
     /// The labels, in the order of every score vector.
@@ -54,11 +64,17 @@ impl ZeroShotClassifier {
         if image_embeddings.dim(0)? == 0 {
             return Ok(Vec::new());
         }
-        let logits = (cosine(image_embeddings, &self.class_embeddings)? * self.logit_scale as f64)?;
+        let cos = cosine(image_embeddings, &self.class_embeddings)?;
+        let (logits, scored): (Tensor, ScoreRow) = match self.scoring {
+            Scoring::Softmax { scale } => ((cos * scale as f64)?, prediction),
+            Scoring::Sigmoid { scale, bias } => {
+                (((cos * scale as f64)? + bias as f64)?, sigmoid_prediction)
+            }
+        };
         let rows: Vec<Vec<f32>> = logits.to_vec2()?;
         Ok(rows
             .into_iter()
-            .map(|logits| prediction(logits, top_k))
+            .map(|logits| scored(logits, top_k))
             .collect())
     }
 }
@@ -69,6 +85,20 @@ pub fn prediction(logits: Vec<f32>, top_k: usize) -> Prediction {
     let exps: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
     let sum: f64 = exps.iter().sum();
     let probs: Vec<f32> = exps.iter().map(|e| (e / sum) as f32).collect();
+    ranked(logits, probs, top_k)
+}
+
+/// Independent sigmoids (in f64) and top-k of one logit row (SigLIP).
+pub fn sigmoid_prediction(logits: Vec<f32>, top_k: usize) -> Prediction {
+    let probs = logits
+        .iter()
+        .map(|&l| (1.0 / (1.0 + (-(l as f64)).exp())) as f32)
+        .collect();
+    ranked(logits, probs, top_k)
+}
+
+/// The `top_k` classes by logit (exact ties in label order) with their probabilities.
+fn ranked(logits: Vec<f32>, probs: Vec<f32>, top_k: usize) -> Prediction {
     let mut order: Vec<usize> = (0..probs.len()).collect();
     // stable sort: exact ties keep label order
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));

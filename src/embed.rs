@@ -46,7 +46,7 @@ pub fn text_embeddings(model: &LoadedModel, prompts: &[String]) -> Result<Tensor
     let mut parts = Vec::new();
     for chunk in prompts.chunks(TEXT_BATCH) {
         let ids = model.tokenizer.encode_batch(chunk)?;
-        parts.push(l2_normalize(&model.clip.text_features(&ids)?)?);
+        parts.push(l2_normalize(&model.towers.text_features(&ids)?)?);
     }
     Ok(Tensor::cat(&parts, 0)?)
 }
@@ -91,7 +91,7 @@ pub fn class_embeddings(
 /// Pixel tensor `[B, 3, H, W]` for already-preprocessed CHW images.
 pub fn pixel_batch(model: &LoadedModel, pixels: Vec<Vec<f32>>) -> Result<Tensor, EmbedError> {
     // `LoadedModel::load` checked that preprocessing yields exactly this square size
-    let side = model.clip.config().vision_config.image_size;
+    let side = model.towers.image_size();
     let b = pixels.len();
     let flat: Vec<f32> = pixels.into_iter().flatten().collect();
     Ok(Tensor::from_vec(flat, (b, 3, side, side), &model.device)?)
@@ -99,7 +99,7 @@ pub fn pixel_batch(model: &LoadedModel, pixels: Vec<Vec<f32>>) -> Result<Tensor,
 
 /// Normalised image embeddings `[B, P]` for a pixel tensor.
 pub fn image_embeddings(model: &LoadedModel, pixels: &Tensor) -> Result<Tensor, EmbedError> {
-    Ok(l2_normalize(&model.clip.image_features(pixels)?)?)
+    Ok(l2_normalize(&model.towers.image_features(pixels)?)?)
 }
 
 /// Cosine similarities `[B, C]` between normalised image and class embeddings.

@@ -323,7 +323,7 @@ impl Pipeline<'_> {
         if rows.is_empty() {
             return Ok(());
         }
-        let dim = self.model.clip.config().projection_dim;
+        let dim = self.model.towers.embedding_dim();
         let tensor = Tensor::from_vec(embeddings, (rows.len(), dim), &self.model.device)?;
         let predictions = self.classifier.classify(&tensor, self.top_k)?;
         for ((at, record, image), prediction) in rows.into_iter().zip(predictions) {

@@ -119,8 +119,15 @@ pub struct ModelRecord {
     pub origin: ModelOrigin,
     /// SHA-256 of each checkpoint file, by file name.
     pub sha256: BTreeMap<String, String>,
+    /// The family read from `config.json` (`clip`, `siglip`).
+    pub family: crate::model::Family,
+    /// How similarities become probabilities: `softmax` over the labels (CLIP) or an independent
+    /// `sigmoid` per label (SigLIP).
+    pub scores: &'static str,
     /// The checkpoint's `exp(logit_scale)` applied to cosine similarities.
     pub logit_scale: f32,
+    /// The checkpoint's `logit_bias` added to the scaled similarities (SigLIP; `null` for CLIP).
+    pub logit_bias: Option<f32>,
     /// Number format and image tower that ran, and why they differ from what was asked.
     pub compute: ComputePlan,
 }

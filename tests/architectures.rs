@@ -59,17 +59,17 @@ fn check_preset(name: &str, expected_width: usize, expected_positions: usize) {
     let pixels = Tensor::randn(0f32, 1f32, (2, 3, side, side), &Device::Cpu).unwrap();
     // the default CPU image tower is the fused one: this compares it with the plain forward
     assert_eq!(
-        model.clip.image_encoder_kind(),
+        model.towers.image_encoder_kind(),
         clip_audit::model::ImageEncoderKind::Fused
     );
-    let ours_image = model.clip.image_features(&pixels).unwrap();
+    let ours_image = model.towers.image_features(&pixels).unwrap();
     assert_eq!(ours_image.dims(), &[2, config.projection_dim]);
     let prompts = vec![
         "a photo of a gorilla.".to_string(),
         "a photo of a thief in a dark alley".to_string(),
     ];
     let ids = model.tokenizer.encode_batch(&prompts).unwrap();
-    let ours_text = model.clip.text_features(&ids).unwrap();
+    let ours_text = model.towers.text_features(&ids).unwrap();
 
     let weights = dir.path().join("model.safetensors");
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu) }

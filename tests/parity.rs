@@ -99,7 +99,7 @@ fn golden_prompts(g: &serde_json::Value) -> Vec<String> {
 
 fn check_model_parity(model_dir: &std::path::Path, golden_name: &str) {
     let model = load_dir(model_dir);
-    assert_eq!(model.clip.image_encoder_kind(), ImageEncoderKind::Fused);
+    assert_eq!(model.towers.image_encoder_kind(), ImageEncoderKind::Fused);
     let candle_model = load_dir_with(model_dir, ImageEncoderKind::Candle);
     let g = golden(golden_name);
     let prompts = golden_prompts(&g);
@@ -126,17 +126,19 @@ fn check_model_parity(model_dir: &std::path::Path, golden_name: &str) {
     let pixels =
         Tensor::from_vec(golden_pixels.clone(), (n_images, 3, 64, 64), &Device::Cpu).unwrap();
     let vision = candle_model
-        .clip
+        .towers
+        .as_clip()
+        .unwrap()
         .vision_model()
         .unwrap()
         .expect("candle tower");
     let pooled = vision.forward(&pixels).unwrap();
     let e = relative_error(&values(&pooled), &flat(&g["vision_pooler_output"]));
     within(golden_name, "vision pooled (candle)", e);
-    let feats = candle_model.clip.image_features(&pixels).unwrap();
+    let feats = candle_model.towers.image_features(&pixels).unwrap();
     let e = relative_error(&values(&feats), &flat(&g["image_features"]));
     within(golden_name, "image features (candle)", e);
-    let feats = model.clip.image_features(&pixels).unwrap();
+    let feats = model.towers.image_features(&pixels).unwrap();
     let e = relative_error(&values(&feats), &flat(&g["image_features"]));
     within(golden_name, "image features (fused)", e);
     let image_embeds = image_embeddings(&model, &pixels).unwrap();
@@ -145,11 +147,17 @@ fn check_model_parity(model_dir: &std::path::Path, golden_name: &str) {
 
     // text tower
     let ids = model.tokenizer.encode_batch(&prompts).unwrap();
-    let pooled = model.clip.text_model().forward(&ids).unwrap();
+    let pooled = model
+        .towers
+        .as_clip()
+        .unwrap()
+        .text_model()
+        .forward(&ids)
+        .unwrap();
     let e = relative_error(&values(&pooled), &flat(&g["text_pooler_output"]));
     within(golden_name, "text pooled", e);
     let e = relative_error(
-        &values(&model.clip.text_features(&ids).unwrap()),
+        &values(&model.towers.text_features(&ids).unwrap()),
         &flat(&g["text_features"]),
     );
     within(golden_name, "text features", e);
@@ -159,7 +167,7 @@ fn check_model_parity(model_dir: &std::path::Path, golden_name: &str) {
 
     // logits and probabilities through the classifier (one template = the prompt itself)
     let labels: Vec<String> = (0..prompts.len()).map(|i| format!("p{i}")).collect();
-    let classifier = ZeroShotClassifier::new(labels, text, model.clip.logit_scale());
+    let classifier = ZeroShotClassifier::new(labels, text, model.towers.scoring());
     let preds = classifier.classify(&image_embeds, 3).unwrap();
     let logits: Vec<f32> = preds.iter().flat_map(|p| p.logits.clone()).collect();
     let e = relative_error(&logits, &flat(&g["logits_per_image"]));
@@ -168,7 +176,7 @@ fn check_model_parity(model_dir: &std::path::Path, golden_name: &str) {
     let e = relative_error(&probs, &flat(&g["probs"]));
     within(golden_name, "probs", e);
     let scale = g["logit_scale"].as_f64().unwrap() as f32;
-    assert!((model.clip.logit_scale() - scale.exp()).abs() < 1e-5);
+    assert!((model.towers.as_clip().unwrap().logit_scale() - scale.exp()).abs() < 1e-5);
 }
 
 #[test]
@@ -262,7 +270,7 @@ fn bf16_image_encoder_stays_close_to_the_f32_reference() {
             &Device::Cpu,
         )
         .unwrap();
-        let feats = model.clip.image_features(&pixels).unwrap();
+        let feats = model.towers.image_features(&pixels).unwrap();
         let e = relative_error(&values(&feats), &flat(&g["image_features"]));
         eprintln!("{golden_name}: bf16 image features: relative error {e:.2e}");
         assert!(e < 1e-2, "{golden_name}: bf16 image features off by {e}");
@@ -274,7 +282,7 @@ fn bf16_image_encoder_stays_close_to_the_f32_reference() {
         let prompts = golden_prompts(&g);
         let text = text_embeddings(&model, &prompts).unwrap();
         let labels: Vec<String> = (0..prompts.len()).map(|i| format!("p{i}")).collect();
-        let classifier = ZeroShotClassifier::new(labels, text, model.clip.logit_scale());
+        let classifier = ZeroShotClassifier::new(labels, text, model.towers.scoring());
         let preds = classifier
             .classify(&image_embeddings(&model, &pixels).unwrap(), 1)
             .unwrap();

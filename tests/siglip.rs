@@ -243,3 +243,116 @@ fn token_ids_equal_transformers() {
         "{err}"
     );
 }
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn clip_audit() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_clip-audit"))
+}
+
+/// The family is read from config.json, not the folder name: `classify` and `run` on the tiny
+/// SigLIP checkpoint give independent sigmoid probabilities of `scale·cos + bias` logits and say
+/// so in their JSON and in run.json.
+#[test]
+fn classify_and_run_use_the_siglip_family_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("renamed-clip-folder");
+    std::fs::create_dir(&model).unwrap();
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "tokenizer.json",
+    ] {
+        std::fs::copy(fixture(&format!("tiny-siglip/{file}")), model.join(file)).unwrap();
+    }
+    let out = clip_audit()
+        .args(["classify", "--format", "json", "--model"])
+        .arg(&model)
+        .args([
+            "--label",
+            "white man",
+            "--label",
+            "gorilla",
+            "--label",
+            "thief",
+        ])
+        .arg(fixture("images/square_448.jpg"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["scores"], "sigmoid");
+    let image = &json["images"][0];
+    let logits = flat(&image["logits"]);
+    let probs = flat(&image["probs"]);
+    for (l, p) in logits.iter().zip(&probs) {
+        assert!((1.0 / (1.0 + (-l).exp()) - p).abs() < 1e-6, "{l} {p}");
+    }
+    assert!(
+        (probs.iter().sum::<f32>() - 1.0).abs() > 1e-3,
+        "sigmoids, not a softmax"
+    );
+
+    let report = dir.path().join("report");
+    let out = clip_audit()
+        .args(["run", "--no-cache", "--probe"])
+        .arg(root().join("probes/clip-paper-race.toml"))
+        .arg("--dataset")
+        .arg(root().join("datasets/demo.toml"))
+        .arg("--model")
+        .arg(&model)
+        .arg("--out")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["model"]["family"], "siglip");
+    assert_eq!(run["model"]["scores"], "sigmoid");
+    assert_eq!(run["model"]["logit_bias"], -3.5);
+    assert_eq!(run["classified"], 42);
+}
+
+/// A config.json of another family is an exit-2 error naming the file and `model_type`.
+#[test]
+fn an_unknown_model_type_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(
+            fixture(&format!("tiny-siglip/{file}")),
+            dir.path().join(file),
+        )
+        .unwrap();
+    }
+    let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        text.replace("\"model_type\": \"siglip\"", "\"model_type\": \"blip\""),
+    )
+    .unwrap();
+    let out = clip_audit()
+        .args(["classify", "--model"])
+        .arg(dir.path())
+        .args(["--label", "cat"])
+        .arg(fixture("images/square_448.jpg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config.json") && stderr.contains("model_type") && stderr.contains("blip"),
+        "{stderr}"
+    );
+}

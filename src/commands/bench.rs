@@ -21,7 +21,7 @@ use crate::dataset::ImageSource;
 use crate::embed::{class_embeddings, image_embeddings};
 use crate::images::ImageLimits;
 use crate::model::ClipConfig;
-use crate::model::{ComputeDtype, LoadedModel, ModelRequest};
+use crate::model::{ComputeDtype, LoadedModel, ModelRequest, Towers};
 use crate::pipeline::{Outcome, Pipeline, file_records, image_pixels};
 use crate::probe::ProbeSet;
 
@@ -221,7 +221,7 @@ fn run_in(
     };
     progress("image encoder only");
     let timing = time_encoder(&model, options.batch_size, options.reps)?;
-    let gflop = encoder_gflop(model.clip.config());
+    let gflop = towers_gflop(&model.towers);
     progress("matrix multiply only");
     let gemm = time_gemm(options.reps.max(5), false);
     let gemm_bf16 =
@@ -315,7 +315,7 @@ fn time_end_to_end(
     let model = request.load()?;
     let loaded = start.elapsed().as_secs_f64();
     let classes = class_embeddings(&model, &probe.prompts())?;
-    let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.clip.logit_scale());
+    let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.towers.scoring());
     let prompts_done = start.elapsed().as_secs_f64();
     let classified = classify_files(&model, &classifier, &images, options.batch_size)?;
     let total = start.elapsed().as_secs_f64();
@@ -502,7 +502,7 @@ struct EncoderTiming {
 
 /// Images/s of the image tower alone on random pixels, after one warm-up batch.
 fn time_encoder(model: &LoadedModel, batch: usize, reps: usize) -> anyhow::Result<EncoderTiming> {
-    let side = model.clip.config().vision_config.image_size;
+    let side = model.towers.image_size();
     let pixels = Tensor::randn(0f32, 1f32, (batch, 3, side, side), &model.device)?;
     image_embeddings(model, &pixels)?;
     let mut rates: Vec<f64> = (0..reps)
@@ -555,7 +555,27 @@ fn time_gemm(reps: usize, bf16: bool) -> GemmResult {
     }
 }
 
-/// Multiply-add FLOPs (×2) of one image through the image tower and projection, in GFLOP.
+/// Multiply-add FLOPs (×2) of one image through the image tower of either family, in GFLOP.
+pub fn towers_gflop(towers: &Towers) -> f64 {
+    match towers {
+        Towers::Clip(clip) => encoder_gflop(clip.config()),
+        Towers::Siglip(siglip) => siglip_encoder_gflop(&siglip.config().towers.vision_config),
+    }
+}
+
+/// SigLIP's image tower: patches without a class token, then the attention-pooling head (one
+/// query over every patch, and its MLP).
+fn siglip_encoder_gflop(v: &candle_transformers::models::siglip::VisionConfig) -> f64 {
+    let t = v.num_patches() as f64;
+    let w = v.hidden_size as f64;
+    let m = v.intermediate_size as f64;
+    let per_layer = 2.0 * t * (4.0 * w * w + 2.0 * w * m) + 4.0 * t * t * w;
+    let patch = 2.0 * t * (v.num_channels * v.patch_size * v.patch_size) as f64 * w;
+    let head = 2.0 * t * 2.0 * w * w + 2.0 * (4.0 * w * w + 2.0 * w * m) + 4.0 * t * w;
+    (per_layer * v.num_hidden_layers as f64 + patch + head) / 1e9
+}
+
+/// Multiply-add FLOPs (×2) of one image through CLIP's image tower and projection, in GFLOP.
 pub fn encoder_gflop(config: &ClipConfig) -> f64 {
     let v = &config.vision_config;
     let t = config.vision_positions() as f64;

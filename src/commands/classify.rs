@@ -40,6 +40,9 @@ pub struct ClassifyOptions {
 /// The result of a `classify` run.
 #[derive(Debug, Serialize)]
 pub struct ClassifyReport {
+    /// How `probs` were computed: `softmax` over the labels (CLIP) or an independent `sigmoid`
+    /// per label (SigLIP).
+    pub scores: &'static str,
     /// The labels, in the order of every score vector.
     pub labels: Vec<String>,
     /// One entry per readable image, in input order.
@@ -53,9 +56,9 @@ pub struct ClassifyReport {
 pub struct ImageResult {
     /// The image path as given.
     pub path: String,
-    /// `logit_scale · cos(image, class)` per label.
+    /// `logit_scale · cos(image, class)` per label (`+ logit_bias` for SigLIP).
     pub logits: Vec<f32>,
-    /// Softmax of the logits per label.
+    /// Softmax of the logits (CLIP) or the sigmoid of each (SigLIP), per label.
     pub probs: Vec<f32>,
     /// The best labels, most probable first.
     pub top: Vec<TopLabel>,
@@ -117,7 +120,7 @@ pub fn run(options: &ClassifyOptions) -> anyhow::Result<ClassifyReport> {
     let labels = collect_labels(options)?;
     let model = options.model.load()?;
     let classes = class_embeddings(&model, &template_prompts(&labels, &options.templates)?)?;
-    let classifier = ZeroShotClassifier::new(labels.clone(), classes, model.clip.logit_scale());
+    let classifier = ZeroShotClassifier::new(labels.clone(), classes, model.towers.scoring());
     let pipeline = Pipeline {
         model: &model,
         classifier: &classifier,
@@ -128,6 +131,7 @@ pub fn run(options: &ClassifyOptions) -> anyhow::Result<ClassifyReport> {
     };
     let records = file_records(&options.images);
     let mut report = ClassifyReport {
+        scores: classifier.scoring().name(),
         labels,
         images: Vec::new(),
         skipped: Vec::new(),

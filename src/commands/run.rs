@@ -18,7 +18,7 @@ use crate::embed_cache::{EmbeddingCache, ModelKey};
 use crate::export::{Report, ReportContext, SkippedWriter, write_report};
 use crate::images::ImageLimits;
 use crate::metrics::{AuditMetrics, GroupingRequest, MetricsAccumulator, MetricsSetup};
-use crate::model::{LoadedModel, ModelError, ModelRequest};
+use crate::model::{Family, LoadedModel, ModelError, ModelRequest, Scoring};
 use crate::pipeline::{Classified, Outcome, Pipeline};
 use crate::predictions::{PredictionRow, PredictionsWriter};
 use crate::probe::ProbeSet;
@@ -233,14 +233,14 @@ fn load(
         None => {
             let files = model.files.clone();
             let hashing = std::thread::spawn(move || files.sha256_hashes());
-            model.clip.load_image_tower()?;
+            model.towers.load_image_tower()?;
             (ModelHashes::Pending(hashing), None)
         }
     };
     progress.phase("embedding the probe's prompts");
     let started = Instant::now();
     let classes = class_embeddings(&model, &probe.prompts())?;
-    let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.clip.logit_scale());
+    let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.towers.scoring());
     Ok(Loaded {
         model,
         cache,
@@ -507,7 +507,15 @@ fn run_record(
             name: model.files.display_name(),
             origin: model.files.origin.clone(),
             sha256: loaded.hashes.finish()?,
-            logit_scale: model.clip.logit_scale(),
+            family: model.towers.family(),
+            scores: model.towers.scoring().name(),
+            logit_scale: match model.towers.scoring() {
+                Scoring::Softmax { scale } | Scoring::Sigmoid { scale, .. } => scale,
+            },
+            logit_bias: match model.towers.scoring() {
+                Scoring::Softmax { .. } => None,
+                Scoring::Sigmoid { bias, .. } => Some(bias),
+            },
             compute: model.compute.clone(),
         }),
         embedding_cache: loaded.cache.as_ref().map(cache_record),
@@ -572,10 +580,15 @@ fn open_cache(
         .filter(|(file, _)| file.as_str() != "tokenizer.json")
         .map(|(file, hash)| (file.as_str(), hash.as_str()))
         .collect();
+    // the family is implied by config.json's hash already; it is named for families after CLIP
+    // only, so that caches written before families existed stay valid
+    if model.towers.family() != Family::Clip {
+        parts.push(("family", model.towers.family().name()));
+    }
     parts.push(("dtype", model.compute.used.name()));
     parts.push(("image_encoder", model.compute.encoder.tower_name()));
     let key = ModelKey::new(&parts);
-    let cache = EmbeddingCache::open(root, &key, model.clip.config().projection_dim)
+    let cache = EmbeddingCache::open(root, &key, model.towers.embedding_dim())
         .with_context(|| format!("opening the embedding cache in {}", root.display()))?;
     cache.sweep_stale_temp_files();
     Ok(cache)

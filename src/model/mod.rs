@@ -16,6 +16,7 @@ pub mod siglip;
 pub mod siglip_tokenizer;
 pub mod source;
 pub mod tokenizer;
+pub mod towers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ pub use preprocess::PreprocessConfig;
 pub use request::{ModelName, ModelRequest};
 pub use source::{ModelFiles, ModelOrigin, ModelSpec, SourceOptions};
 pub use tokenizer::ClipTokenizer;
+pub use towers::{Family, Scoring, TextTokenizer, Towers};
 
 /// Why a model could not be found, checked or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -212,10 +214,10 @@ impl DeviceChoice {
 
 /// A checkpoint ready for zero-shot use: model, tokenizer, image preprocessing and provenance.
 pub struct LoadedModel {
-    /// The network.
-    pub clip: ClipModel,
-    /// The checkpoint's tokenizer with CLIP's prompt normalisation.
-    pub tokenizer: ClipTokenizer,
+    /// The network: both towers, of the checkpoint's family.
+    pub towers: Towers,
+    /// The checkpoint's tokenizer (CLIP's with its prompt normalisation, or SigLIP's).
+    pub tokenizer: TextTokenizer,
     /// The checkpoint's image preprocessing.
     pub preprocess: PreprocessConfig,
     /// Where the files came from.
@@ -285,22 +287,33 @@ impl LoadedModel {
         options: &LoadOptions,
     ) -> Result<Self, ModelError> {
         let config_text = read_to_string(&files.config)?;
-        let config = ClipConfig::from_json_str(&config_text, &files.config.display().to_string())?;
+        match family_of(&config_text, &files.config)? {
+            Family::Clip => Self::load_clip(files, &config_text, device, options),
+            Family::Siglip => Self::load_siglip(files, device, options),
+        }
+    }
+
+    /// Loads a CLIP checkpoint.
+    fn load_clip(
+        files: ModelFiles,
+        config_text: &str,
+        device: &Device,
+        options: &LoadOptions,
+    ) -> Result<Self, ModelError> {
+        let config = ClipConfig::from_json_str(config_text, &files.config.display().to_string())?;
         // Checked against the weights' header first: nothing is sized from the config before.
         let vb = open_weights(&files.weights, &config, &files.config, device)?;
+        let side = config.vision_config.image_size;
         let preprocess = match &files.preprocessor {
             Some(path) => PreprocessConfig::from_file(path)?,
-            None => {
-                let side = config.vision_config.image_size as u32;
-                PreprocessConfig {
-                    shortest_edge: side,
-                    crop_height: side,
-                    crop_width: side,
-                    ..PreprocessConfig::default()
-                }
-            }
+            None => PreprocessConfig {
+                shortest_edge: side as u32,
+                crop_height: side as u32,
+                crop_width: side as u32,
+                ..PreprocessConfig::default()
+            },
         };
-        check_input_size(&preprocess, &config, &files)?;
+        check_input_size(&preprocess, side, &files)?;
         let tokenizer =
             ClipTokenizer::from_file(&files.tokenizer, config.text_config.max_position_embeddings)?;
         let compute = compute_plan(options, device)?;
@@ -312,14 +325,71 @@ impl LoadedModel {
             }
         })?;
         Ok(Self {
-            clip,
-            tokenizer,
+            towers: Towers::Clip(clip),
+            tokenizer: TextTokenizer::Clip(tokenizer),
             preprocess,
             files,
             device: device.clone(),
             compute,
         })
     }
+
+    /// Loads a SigLIP checkpoint (its image tower is candle's, in f32).
+    fn load_siglip(
+        files: ModelFiles,
+        device: &Device,
+        options: &LoadOptions,
+    ) -> Result<Self, ModelError> {
+        let model = siglip::SiglipModel::load(&files.config, &files.weights, device)?;
+        let side = model.config().image_size();
+        let preprocess = match &files.preprocessor {
+            Some(path) => PreprocessConfig::from_file(path)?,
+            None => PreprocessConfig::from_json_str(&format!(
+                r#"{{"image_processor_type": "SiglipImageProcessor",
+                    "size": {{"height": {side}, "width": {side}}}}}"#
+            ))?,
+        };
+        check_input_size(&preprocess, side, &files)?;
+        let text = &model.config().towers.text_config;
+        let tokenizer = siglip_tokenizer::SiglipTokenizer::from_file(
+            &files.tokenizer,
+            text.max_position_embeddings,
+            text.vocab_size,
+            text.pad_token_id,
+        )?;
+        let candle_only = LoadOptions {
+            image_encoder: Some(ImageEncoderKind::Candle),
+            ..*options
+        };
+        Ok(Self {
+            towers: Towers::Siglip(model),
+            tokenizer: TextTokenizer::Siglip(tokenizer),
+            preprocess,
+            files,
+            device: device.clone(),
+            compute: compute_plan(&candle_only, device)?,
+        })
+    }
+}
+
+/// The family of a checkpoint from its `config.json` (`model_type`); an unknown family is an
+/// error naming the file and the field. A file that is not JSON is left to the CLIP reader,
+/// whose error names it.
+fn family_of(config_text: &str, config_file: &Path) -> Result<Family, ModelError> {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(config_text) else {
+        return Ok(Family::Clip);
+    };
+    let model_type = value.get("model_type").and_then(|t| t.as_str());
+    Family::of_model_type(model_type).map_err(|other| {
+        ModelError::Config(config::ConfigError::Invalid {
+            file: config_file.display().to_string(),
+            field: "model_type",
+            reason: format!(
+                "{other:?} is not a family clip-audit reads (\"clip\" for CLIPModel, \"siglip\" \
+                 for SiglipModel)"
+            ),
+        })
+    })
 }
 
 /// Decides the image tower, number format and kernel for this machine.
@@ -408,10 +478,10 @@ fn choose_encoder(options: &LoadOptions, m: Machine) -> (ImageEncoderKind, Optio
 /// The preprocessing must produce exactly the square input the image tower was built for.
 fn check_input_size(
     preprocess: &PreprocessConfig,
-    config: &ClipConfig,
+    side: usize,
     files: &ModelFiles,
 ) -> Result<(), ModelError> {
-    let side = config.vision_config.image_size as u32;
+    let side = side as u32;
     let produced = if preprocess.do_center_crop {
         Some((preprocess.crop_height, preprocess.crop_width))
     } else {
