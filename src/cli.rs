@@ -164,7 +164,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR_OR_ID", conflicts_with = "preset")]
     pub model: Option<String>,
 
-    /// Random-weight architecture to build: vitb32, vitb16, vitl14 or vitl14-336.
+    /// Random-weight architecture to build: vitb32, vitb16, vitl14, vitl14-336 (CLIP),
+    /// siglip-b16 or siglip-so400m14 (SigLIP).
     #[arg(long, default_value = "vitb32", value_name = "NAME")]
     pub preset: Preset,
 

@@ -68,15 +68,21 @@ pub enum Preset {
     VitL14,
     /// ViT-L/14 at 336 px.
     VitL14At336,
+    /// SigLIP B/16 at 224 px (`google/siglip-base-patch16-224`'s shapes).
+    SiglipB16,
+    /// SigLIP So400m/14 at 384 px (`google/siglip-so400m-patch14-384`'s shapes).
+    SiglipSo400m14,
 }
 
 impl Preset {
     /// The presets with their names, in the order the help lists them.
-    pub const ALL: [(&'static str, Preset); 4] = [
+    pub const ALL: [(&'static str, Preset); 6] = [
         ("vitb32", Preset::VitB32),
         ("vitb16", Preset::VitB16),
         ("vitl14", Preset::VitL14),
         ("vitl14-336", Preset::VitL14At336),
+        ("siglip-b16", Preset::SiglipB16),
+        ("siglip-so400m14", Preset::SiglipSo400m14),
     ];
 
     /// The preset's short name, e.g. `vitb32`.
@@ -87,14 +93,23 @@ impl Preset {
             .map_or("?", |(name, _)| name)
     }
 
-    /// The architecture.
-    pub fn config(self) -> ClipConfig {
-        match self {
+    /// Writes a random-weight checkpoint of the preset into `dir`, with `tokenizer` as its
+    /// tokenizer.json.
+    pub fn write_checkpoint(self, tokenizer: &Path, dir: &Path) -> anyhow::Result<()> {
+        let clip = match self {
             Preset::VitB32 => ClipConfig::vit_base_patch32(),
             Preset::VitB16 => ClipConfig::vit_base_patch16(),
             Preset::VitL14 => ClipConfig::vit_large_patch14(),
             Preset::VitL14At336 => ClipConfig::vit_large_patch14_336(),
-        }
+            // (width, MLP width, layers, heads, image size, patch size)
+            Preset::SiglipB16 => {
+                return write_random_siglip((768, 3072, 12, 12, 224, 16), tokenizer, dir);
+            }
+            Preset::SiglipSo400m14 => {
+                return write_random_siglip((1152, 4304, 27, 16, 384, 14), tokenizer, dir);
+            }
+        };
+        write_random_checkpoint(&clip, tokenizer, dir, 0)
     }
 }
 
@@ -106,7 +121,12 @@ impl std::str::FromStr for Preset {
             .iter()
             .find(|(name, _)| *name == text)
             .map(|&(_, preset)| preset)
-            .ok_or_else(|| format!("{text:?}: expected one of vitb32, vitb16, vitl14, vitl14-336"))
+            .ok_or_else(|| {
+                format!(
+                    "{text:?}: expected one of vitb32, vitb16, vitl14, vitl14-336, siglip-b16, \
+                     siglip-so400m14"
+                )
+            })
     }
 }
 
@@ -275,7 +295,7 @@ fn model_to_measure(
         None => write_scratch_file(scratch, "tokenizer.json", BUILTIN_TOKENIZER)?,
     };
     let dir = scratch.join("model");
-    write_random_checkpoint(&preset.config(), &tokenizer, &dir, 0)?;
+    preset.write_checkpoint(&tokenizer, &dir)?;
     let request = ModelRequest {
         dtype: options.dtype,
         ..ModelRequest::local(&dir)
@@ -617,6 +637,63 @@ pub fn write_random_checkpoint(
     std::fs::write(
         dir.join("config.json"),
         serde_json::to_string_pretty(config)?,
+    )?;
+    std::fs::copy(tokenizer, dir.join("tokenizer.json"))
+        .with_context(|| format!("copying tokenizer {}", tokenizer.display()))?;
+    Ok(())
+}
+
+/// Writes a random-weight SigLIP checkpoint with both towers of the given shape: `config.json`,
+/// `model.safetensors`, a SiglipImageProcessor `preprocessor_config.json` and `tokenizer`. The
+/// vocabulary is sized to the tokenizer (the weights are random; only the shapes matter).
+fn write_random_siglip(
+    (width, mlp, layers, heads, image, patch): (usize, usize, usize, usize, usize, usize),
+    tokenizer: &Path,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tower = serde_json::json!({
+        "hidden_size": width, "intermediate_size": mlp, "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+    });
+    let mut text = tower.clone();
+    text["vocab_size"] = 49408.into();
+    text["max_position_embeddings"] = 64.into();
+    let mut vision = tower;
+    vision["image_size"] = image.into();
+    vision["patch_size"] = patch.into();
+    let config = serde_json::json!({
+        "model_type": "siglip", "text_config": text, "vision_config": vision,
+    });
+    let text = serde_json::to_string_pretty(&config)?;
+    let parsed = crate::model::siglip::SiglipConfig::from_json_str(&text, "preset")?;
+    let device = Device::Cpu;
+    let mut rng = SplitMix(0);
+    let mut tensors = HashMap::new();
+    for (name, shape) in parsed.expected_tensors() {
+        let tensor = match name.as_str() {
+            "logit_scale" => Tensor::new(&[10f32.ln()], &device)?,
+            "logit_bias" => Tensor::new(&[-10f32], &device)?,
+            _ if name.contains("norm") && name.ends_with(".weight") => {
+                Tensor::ones(shape, DType::F32, &device)?
+            }
+            _ if name.ends_with(".bias") => Tensor::zeros(shape, DType::F32, &device)?,
+            _ => {
+                let n = shape.iter().product::<usize>();
+                Tensor::from_vec(rng.normals(n, 0.02), shape, &device)?
+            }
+        };
+        tensors.insert(name, tensor);
+    }
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+    std::fs::write(dir.join("config.json"), text)?;
+    let processor = serde_json::json!({
+        "image_processor_type": "SiglipImageProcessor",
+        "size": {"height": image, "width": image},
+    });
+    std::fs::write(
+        dir.join("preprocessor_config.json"),
+        serde_json::to_string_pretty(&processor)?,
     )?;
     std::fs::copy(tokenizer, dir.join("tokenizer.json"))
         .with_context(|| format!("copying tokenizer {}", tokenizer.display()))?;
