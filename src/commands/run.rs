@@ -455,6 +455,7 @@ fn write(
         skipped: outcome.skipped_first.clone(),
         skipped_total: outcome.skipped_total,
         skipped_streamed: true,
+        scores: Some(loaded.classifier.scoring().describe().to_string()),
         ..report_context(
             format!("{} on {}", probe.name, dataset.name()),
             probe,

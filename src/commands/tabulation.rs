@@ -25,6 +25,7 @@ pub fn report_context(
         probe_hash: probe.content_hash(),
         model,
         dataset,
+        scores: None,
         categories: setup.categories.clone(),
         attributes: setup.attributes.clone(),
         groupings: setup.groupings.clone(),

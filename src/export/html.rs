@@ -104,6 +104,9 @@ fn run_section(out: &mut String, report: &Report) {
         let _ = writeln!(out, "<tr><th>{key}</th><td>{value}</td></tr>");
     };
     kv(out, "Model", escape(&context.model));
+    if let Some(scores) = &context.scores {
+        kv(out, "Scores", escape(scores));
+    }
     kv(out, "Dataset", escape(&context.dataset));
     kv(out, "Probe", escape(&context.probe_name));
     if !context.probe_description.is_empty() {

@@ -21,6 +21,9 @@ struct MetricsFile<'a> {
     format_version: u32,
     probe: Probe<'a>,
     model: &'a str,
+    /// How probabilities were computed (absent when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scores: Option<&'a str>,
     dataset: &'a str,
     n: u64,
     categories: &'a [CategoryInfo],
@@ -56,6 +59,7 @@ impl Exporter for JsonExporter {
                 hash: &context.probe_hash,
             },
             model: &context.model,
+            scores: context.scores.as_deref(),
             dataset: &context.dataset,
             n: metrics.n,
             categories: &context.categories,

@@ -26,6 +26,9 @@ pub(crate) fn render(report: &Report) -> String {
         let _ = writeln!(out, "> **Note:** {}\n", escape(note));
     }
     let _ = writeln!(out, "- Model: {}", escape(&context.model));
+    if let Some(scores) = &context.scores {
+        let _ = writeln!(out, "- Scores: {}", escape(scores));
+    }
     let _ = writeln!(out, "- Dataset: {}", escape(&context.dataset));
     let _ = writeln!(
         out,

@@ -42,6 +42,9 @@ pub struct ReportContext {
     pub model: String,
     /// Dataset name or spec path.
     pub dataset: String,
+    /// How the model turned similarities into probabilities, when known (`run`; `aggregate`
+    /// reads predictions of any classifier and leaves it `None`).
+    pub scores: Option<String>,
     /// The probe's categories, in order.
     pub categories: Vec<CategoryInfo>,
     /// The dataset's attributes with their vocabularies in display order.

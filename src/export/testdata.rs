@@ -252,6 +252,7 @@ fn context(
         probe_hash: format!("sha256:0123456789abcdef{t}"),
         model: format!("openai/clip-vit-base-patch32{t}"),
         dataset: format!("datasets/fairface-val.toml{t}"),
+        scores: None,
         categories,
         attributes,
         groupings,

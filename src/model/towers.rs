@@ -56,6 +56,17 @@ pub enum Scoring {
 }
 
 impl Scoring {
+    /// How the report says it, e.g. `softmax over the labels (CLIP)`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scoring::Softmax { .. } => "softmax over the labels (CLIP)",
+            Scoring::Sigmoid { .. } => {
+                "sigmoid of exp(logit_scale)·cos + logit_bias, independent per label (SigLIP); \
+                 the prediction is the most probable label"
+            }
+        }
+    }
+
     /// `softmax` or `sigmoid`, as `run.json` and `classify --format json` say it.
     pub fn name(self) -> &'static str {
         match self {
