@@ -29,8 +29,14 @@ Everything is deterministic (seed 0). Tests never run Python: they read what thi
   golden/tiny-siglip.json     transformers outputs for fixed token ids (padded to 64) and the
                               processor's pixels of images/: pooled features, normalised embeddings,
                               logits_per_image (exp(logit_scale)·cos + logit_bias), sigmoid probs.
+  tiny-siglip-spiece/  tiny-siglip's files (copied) with a SentencePiece unigram spiece.model
+                   (the `sentencepiece` package; <unk> 0, <pad> 1, <s> 2, </s> 3) instead of
+                   tokenizer.json, as the google/siglip-* repositories ship.
+  golden/tiny-siglip-spiece.json  transformers' SiglipTokenizer ids (canonicalised text, </s>,
+                              padded with <pad> to 64) for the golden prompts.
 
-`--only siglip` rebuilds tiny-siglip/ and its golden file alone (the rest is left as it is).
+`--only siglip` rebuilds tiny-siglip/, tiny-siglip-spiece/ and their golden files alone (the rest
+is left as it is).
 """
 import argparse
 import gzip
@@ -305,6 +311,39 @@ def siglip_tokenizer(model_dir):
     return [{"text": p, "ids": ids} for p, ids in zip(prompts, enc["input_ids"])]
 
 
+def siglip_spiece(out):
+    """tiny-siglip-spiece/: tiny-siglip's config, weights and preprocessor config (copied) with a
+    SentencePiece unigram `spiece.model` instead of tokenizer.json (what the google/siglip-*
+    repositories ship; <unk> 0, <pad> 1, <s> 2, </s> 3, as the config's pad and eos ids say), trained
+    on the label prompts; golden/tiny-siglip-spiece.json holds transformers' SiglipTokenizer ids
+    (text canonicalised, `</s>` appended, padded with <pad> to 64) for the golden prompts."""
+    import io
+    import shutil
+    import sentencepiece as spm
+    from transformers import SiglipTokenizer
+
+    src, d = os.path.join(out, "tiny-siglip"), os.path.join(out, "tiny-siglip-spiece")
+    os.makedirs(d, exist_ok=True)
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
+        shutil.copyfile(os.path.join(src, name), os.path.join(d, name))
+    corpus = [f"a photo of a {lab}." for lab in LABELS] * 4 + EXTRA_PROMPTS
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus), model_writer=buf, model_type="unigram", vocab_size=250,
+        hard_vocab_limit=False, unk_id=0, pad_id=1, bos_id=2, eos_id=3, pad_piece="<pad>",
+        bos_piece="<s>", eos_piece="</s>", num_threads=1, minloglevel=2)
+    path = os.path.join(d, "spiece.model")
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+    ref = SiglipTokenizer(path, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    prompts = [f"a photo of a {lab}." for lab in LABELS] + EXTRA_PROMPTS
+    enc = ref(prompts, padding="max_length", max_length=64, truncation=True)
+    data = {"model": "tiny-siglip-spiece",
+            "tokens": [{"text": p, "ids": ids} for p, ids in zip(prompts, enc["input_ids"])]}
+    with open(os.path.join(out, "golden", "tiny-siglip-spiece.json"), "w") as f:
+        json.dump(data, f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
@@ -315,6 +354,7 @@ def main():
     if args.only == "siglip":
         images_dir = os.path.join(out, "images")
         tiny_siglip(out, images_dir)
+        siglip_spiece(out)
         print("tiny-siglip written to", out)
         return
     work = tempfile.mkdtemp(prefix="clip-audit-fixtures-")
@@ -375,6 +415,7 @@ def main():
         golden_model(d, tiny, images_dir, files, golden_prompts,
                      os.path.join(out, "golden", os.path.basename(d) + ".json"))
     tiny_siglip(out, images_dir)
+    siglip_spiece(out)
     print("fixtures written to", out)
 
 

@@ -356,3 +356,97 @@ fn an_unknown_model_type_is_refused_by_name() {
         "{stderr}"
     );
 }
+
+/// A SentencePiece `spiece.model` (what the google/siglip-* repositories ship) gives the ids of
+/// transformers' `SiglipTokenizer` (canonicalised text, `</s>`, padded with `<pad>` to 64) on
+/// every golden prompt: punctuation, HTML entities, curly quotes, ligatures, white space, emoji,
+/// CJK and a prompt longer than the context.
+#[test]
+fn spiece_token_ids_equal_siglip_tokenizer() {
+    use clip_audit::model::siglip_tokenizer::SiglipTokenizer;
+    let tokenizer =
+        SiglipTokenizer::from_file(&fixture("tiny-siglip-spiece/spiece.model"), 64, 256, 1)
+            .unwrap();
+    let cases = golden("tiny-siglip-spiece.json")["tokens"].clone();
+    let cases = cases.as_array().unwrap();
+    assert!(cases.len() >= 30);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(tokenizer.encode(text).unwrap(), expected, "{text:?}");
+    }
+}
+
+/// A corrupt or truncated `spiece.model` is an error naming the file, never a panic.
+#[test]
+fn a_corrupt_spiece_model_is_an_error_naming_the_file() {
+    use clip_audit::model::siglip_tokenizer::SiglipTokenizer;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spiece.model");
+    let good = std::fs::read(fixture("tiny-siglip-spiece/spiece.model")).unwrap();
+    let corrupt: [&[u8]; 4] = [
+        b"{\"model\": \"not protobuf\"}",
+        &good[..good.len() / 2],
+        &good[..7],
+        &[],
+    ];
+    for bytes in corrupt {
+        std::fs::write(&path, bytes).unwrap();
+        let err = SiglipTokenizer::from_file(&path, 64, 256, 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains("SentencePiece"),
+            "{err}"
+        );
+    }
+}
+
+/// A folder with `spiece.model` and no `tokenizer.json` loads and classifies; one with neither
+/// is an error naming both.
+#[test]
+fn a_folder_with_only_spiece_model_classifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("siglip");
+    std::fs::create_dir(&model).unwrap();
+    for file in ["config.json", "model.safetensors", "spiece.model"] {
+        std::fs::copy(
+            fixture(&format!("tiny-siglip-spiece/{file}")),
+            model.join(file),
+        )
+        .unwrap();
+    }
+    let classify = || {
+        clip_audit()
+            .args(["classify", "--format", "json", "--model"])
+            .arg(&model)
+            .args(["--label", "white man", "--label", "gorilla"])
+            .arg(fixture("images/square_448.jpg"))
+            .output()
+            .unwrap()
+    };
+    let out = classify();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["scores"], "sigmoid");
+    assert_eq!(flat(&json["images"][0]["probs"]).len(), 2);
+
+    std::fs::remove_file(model.join("spiece.model")).unwrap();
+    let out = classify();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tokenizer.json") && stderr.contains("spiece.model"),
+        "{stderr}"
+    );
+}

@@ -578,7 +578,7 @@ fn open_cache(
     // everything that decides an image's embedding besides its bytes
     let mut parts: Vec<(&str, &str)> = hashes
         .iter()
-        .filter(|(file, _)| file.as_str() != "tokenizer.json")
+        .filter(|(file, _)| !matches!(file.as_str(), "tokenizer.json" | "spiece.model"))
         .map(|(file, hash)| (file.as_str(), hash.as_str()))
         .collect();
     // the family is implied by config.json's hash already; it is named for families after CLIP

@@ -15,6 +15,7 @@ pub mod request;
 pub mod siglip;
 pub mod siglip_tokenizer;
 pub mod source;
+pub mod spiece;
 pub mod tokenizer;
 pub mod towers;
 

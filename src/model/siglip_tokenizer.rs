@@ -1,23 +1,31 @@
-//! SigLIP's tokenizer from a checkpoint's `tokenizer.json` (SigLIP 2 ships Gemma's): the file's
-//! own normaliser, pre-tokeniser and post-processor, every prompt cut to the text tower's context
-//! length and padded to exactly that length with the configured pad id, as transformers'
-//! processor does (`padding="max_length"`, `truncation=True`).
+//! SigLIP's tokenizer from a checkpoint's `tokenizer.json` (SigLIP 2 ships Gemma's: the file's
+//! own normaliser, pre-tokeniser and post-processor) or, failing that, its SentencePiece
+//! `spiece.model` (the `google/siglip-*` repositories: transformers' `SiglipTokenizer`, with its
+//! text canonicalisation and `</s>` appended); every prompt cut to the text tower's context length
+//! and padded to exactly that length with the configured pad id, as transformers' processor does
+//! (`padding="max_length"`, `truncation=True`).
 
 use std::path::Path;
 
 use tokenizers::{PaddingParams, PaddingStrategy, TruncationParams};
 
+use super::spiece::{self, SpieceModel};
 use super::tokenizer::TokenizerError;
+
+/// The SentencePiece model file name of the `google/siglip-*` repositories.
+pub const SPIECE_FILE: &str = "spiece.model";
 
 /// A SigLIP tokenizer producing rows of exactly the context length.
 pub struct SiglipTokenizer {
     inner: tokenizers::Tokenizer,
+    /// Whether prompts are canonicalised first (`SiglipTokenizer` over `spiece.model`).
+    canonical: bool,
 }
 
 impl SiglipTokenizer {
-    /// Loads `tokenizer.json` for a text tower with `context_length` positions, `vocab_size`
-    /// token embeddings and pad id `pad_id`; a vocabulary larger than the embedding table is an
-    /// error naming the file.
+    /// Loads `tokenizer.json` (or a file named `spiece.model`, read as SentencePiece) for a text
+    /// tower with `context_length` positions, `vocab_size` token embeddings and pad id `pad_id`;
+    /// a vocabulary larger than the embedding table is an error naming the file.
     pub fn from_file(
         path: &Path,
         context_length: usize,
@@ -25,9 +33,14 @@ impl SiglipTokenizer {
         pad_id: u32,
     ) -> Result<Self, TokenizerError> {
         let file = path.display().to_string();
-        let load = |reason: String| TokenizerError::Load {
-            file: file.clone(),
-            reason,
+        let canonical = path.file_name() == Some(std::ffi::OsStr::new(SPIECE_FILE));
+        let load = |reason: String| {
+            let file = file.clone();
+            if canonical {
+                TokenizerError::Spiece { file, reason }
+            } else {
+                TokenizerError::Load { file, reason }
+            }
         };
         let bytes = crate::input_file::read_regular_file(
             path,
@@ -35,8 +48,11 @@ impl SiglipTokenizer {
             "limit for text inputs",
         )
         .map_err(|e| load(e.to_string()))?;
-        let mut inner =
-            tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| load(e.to_string()))?;
+        let mut inner = if canonical {
+            spiece_tokenizer(&bytes).map_err(load)?
+        } else {
+            tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| load(e.to_string()))?
+        };
         let size = inner.get_vocab_size(true);
         if size > vocab_size {
             return Err(load(format!(
@@ -57,14 +73,21 @@ impl SiglipTokenizer {
             pad_token,
             ..PaddingParams::default()
         }));
-        Ok(SiglipTokenizer { inner })
+        Ok(SiglipTokenizer { inner, canonical })
     }
 
     /// Token ids of one prompt, exactly the context length long.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        let canonical;
+        let input = if self.canonical {
+            canonical = spiece::canonicalize(text);
+            canonical.as_str()
+        } else {
+            text
+        };
         let encoding = self
             .inner
-            .encode(text, true)
+            .encode(input, true)
             .map_err(|e| TokenizerError::Encode {
                 text: text.to_string(),
                 reason: e.to_string(),
@@ -76,4 +99,16 @@ impl SiglipTokenizer {
     pub fn encode_batch(&self, texts: &[String]) -> Result<Vec<Vec<u32>>, TokenizerError> {
         texts.iter().map(|t| self.encode(t)).collect()
     }
+}
+
+/// The tokenizer of a `spiece.model`'s bytes, ending every prompt with its `</s>` piece.
+fn spiece_tokenizer(bytes: &[u8]) -> Result<tokenizers::Tokenizer, String> {
+    let model = SpieceModel::parse(bytes)?;
+    let eos = model.id_of(spiece::EOS_PIECE).ok_or_else(|| {
+        format!(
+            "the vocabulary has no `{}` piece, which SigLIP ends every prompt with",
+            spiece::EOS_PIECE
+        )
+    })?;
+    model.tokenizer(eos)
 }

@@ -90,7 +90,7 @@ pub struct ModelFiles {
     pub config: PathBuf,
     /// `model.safetensors`.
     pub weights: PathBuf,
-    /// `tokenizer.json`.
+    /// `tokenizer.json`, or else SentencePiece's `spiece.model` (SigLIP).
     pub tokenizer: PathBuf,
     /// `preprocessor_config.json`, when the checkpoint has one.
     pub preprocessor: Option<PathBuf>,
@@ -100,6 +100,9 @@ const CONFIG: &str = "config.json";
 const WEIGHTS: &str = "model.safetensors";
 const PICKLE: &str = "pytorch_model.bin";
 const TOKENIZER: &str = "tokenizer.json";
+const SPIECE: &str = super::siglip_tokenizer::SPIECE_FILE;
+/// How a missing tokenizer is named: either file will do.
+const EITHER_TOKENIZER: &str = "tokenizer.json` or `spiece.model";
 const PREPROCESSOR: &str = "preprocessor_config.json";
 
 impl ModelFiles {
@@ -131,7 +134,13 @@ impl ModelFiles {
             });
         }
         let weights = need(WEIGHTS)?;
-        let tokenizer = need(TOKENIZER)?;
+        let tokenizer =
+            need(TOKENIZER)
+                .or_else(|_| need(SPIECE))
+                .map_err(|_| ModelError::MissingFile {
+                    dir: dir.to_path_buf(),
+                    file: EITHER_TOKENIZER,
+                })?;
         let preprocessor = Some(dir.join(PREPROCESSOR)).filter(|p| p.is_file());
         Ok(Self {
             origin: ModelOrigin::Local {
@@ -149,7 +158,7 @@ impl ModelFiles {
         let hub = HubRepo::connect(repo, revision, options)?;
         let config = hub.required(CONFIG)?;
         let weights = hub.weights()?;
-        let tokenizer = hub.required(TOKENIZER)?;
+        let tokenizer = hub.tokenizer()?;
         let preprocessor = match hub.fetch(PREPROCESSOR) {
             Ok(found) => found,
             Err(ModelError::NotCached { .. }) => None,
@@ -177,6 +186,15 @@ impl ModelFiles {
         }
     }
 
+    /// `spiece.model` when the tokenizer is SentencePiece's, else `tokenizer.json`.
+    pub fn tokenizer_name(&self) -> &'static str {
+        if self.tokenizer.file_name() == Some(std::ffi::OsStr::new(SPIECE)) {
+            SPIECE
+        } else {
+            TOKENIZER
+        }
+    }
+
     /// SHA-256 of every file, as `(file name, hex digest)`, in a fixed order.
     pub fn sha256_hashes(&self) -> Result<Vec<(String, String)>, ModelError> {
         self.sha256_hashes_memo(None)
@@ -191,7 +209,7 @@ impl ModelFiles {
         let mut files = vec![
             (CONFIG, &self.config),
             (WEIGHTS, &self.weights),
-            (TOKENIZER, &self.tokenizer),
+            (self.tokenizer_name(), &self.tokenizer),
         ];
         if let Some(p) = &self.preprocessor {
             files.push((PREPROCESSOR, p));
@@ -276,6 +294,28 @@ impl<'a> HubRepo<'a> {
     fn required(&self, file: &str) -> Result<PathBuf, ModelError> {
         self.fetch(file)?
             .ok_or_else(|| self.err(file, "the repository has no such file".into()))
+    }
+
+    /// `tokenizer.json`, else `spiece.model`; an error naming both when the repository has neither.
+    /// Offline, a `tokenizer.json` that is not cached is the error only when `spiece.model` is not
+    /// cached either.
+    fn tokenizer(&self) -> Result<PathBuf, ModelError> {
+        let uncached_json = match self.fetch(TOKENIZER) {
+            Ok(Some(path)) => return Ok(path),
+            Ok(None) => None,
+            Err(e @ ModelError::NotCached { .. }) => Some(e),
+            Err(e) => return Err(e),
+        };
+        match self.fetch(SPIECE) {
+            Ok(Some(path)) => Ok(path),
+            Ok(None) => Err(uncached_json.unwrap_or_else(|| {
+                self.err(
+                    TOKENIZER,
+                    format!("the repository has neither {TOKENIZER} nor {SPIECE}"),
+                )
+            })),
+            Err(e) => Err(uncached_json.unwrap_or(e)),
+        }
     }
 
     /// `model.safetensors`; when it is missing, a repository with only `pytorch_model.bin` is

@@ -16,6 +16,14 @@ pub enum TokenizerError {
         /// What the parser reported.
         reason: String,
     },
+    /// The file does not parse as a SentencePiece model (or one clip-audit can use).
+    #[error("{file}: not a usable SentencePiece model: {reason}")]
+    Spiece {
+        /// The `spiece.model` file.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The vocabulary lacks a special token CLIP needs.
     #[error("{file}: the vocabulary has no `{token}` token, so it is not a CLIP tokenizer")]
     MissingSpecial {
