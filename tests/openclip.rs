@@ -222,3 +222,38 @@ fn classify_runs_on_an_openclip_folder() {
     assert_eq!(probs.len(), 3);
     assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
 }
+
+/// An OpenCLIP repository in the Hugging Face cache is found offline: no config.json, the
+/// OpenCLIP files instead, and no tokenizer.json (so the built-in one).
+#[test]
+fn an_openclip_hub_repository_resolves_from_the_cache_offline() {
+    use clip_audit::model::{ModelFiles, ModelOrigin, ModelSpec, SourceOptions};
+    let cache = tempfile::tempdir().unwrap();
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let repo = cache.path().join("models--someone--tiny-openclip");
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    for file in ["open_clip_config.json", "open_clip_model.safetensors"] {
+        std::fs::copy(
+            fixture(&format!("tiny-openclip/{file}")),
+            snapshot.join(file),
+        )
+        .unwrap();
+    }
+    let spec = ModelSpec::parse("someone/tiny-openclip", None).unwrap();
+    let options = SourceOptions {
+        offline: true,
+        cache_dir: Some(cache.path().to_path_buf()),
+    };
+    let files = ModelFiles::resolve(&spec, &options).unwrap();
+    assert!(files.config.ends_with("open_clip_config.json"));
+    assert!(files.weights.ends_with("open_clip_model.safetensors"));
+    assert!(files.tokenizer.is_none() && files.preprocessor.is_none());
+    assert!(
+        matches!(files.origin, ModelOrigin::Hub { ref commit, .. } if commit == "0123456789abcdef0123456789abcdef01234567")
+    );
+    let model = clip_audit::model::LoadedModel::load(files, &Device::Cpu).unwrap();
+    assert_eq!(model.towers.embedding_dim(), 32);
+}
