@@ -35,8 +35,16 @@ Everything is deterministic (seed 0). Tests never run Python: they read what thi
   golden/tiny-siglip-spiece.json  transformers' SiglipTokenizer ids (canonicalised text, </s>,
                               padded with <pad> to 64) for the golden prompts.
 
-`--only siglip` rebuilds tiny-siglip/, tiny-siglip-spiece/ and their golden files alone (the rest
-is left as it is).
+  tiny-openclip/   random-weight OpenCLIP ViT written by open_clip_torch (`create_model(..., pretrained=None)`):
+                   open_clip_config.json (model_cfg: embed 32, vision 64/2 layers/head_width 16/mlp 2,
+                   image 64, patch 16; text 32/4 heads/2 layers/mlp 2; GELU; preprocess_cfg with
+                   OpenAI mean/std, bicubic, shortest) and open_clip_model.safetensors; no tokenizer.json.
+  golden/tiny-openclip.json   OpenCLIP's own outputs: its tokenizer's ids, its transform's pixels of
+                              images/, encode_image/encode_text (unnormalised), normalised embeddings,
+                              logits (exp(logit_scale)·cos) and softmax probs.
+
+`--only siglip` rebuilds tiny-siglip/, tiny-siglip-spiece/ and their golden files alone, `--only
+openclip` tiny-openclip/ and its golden file (the rest is left as it is).
 """
 import argparse
 import gzip
@@ -344,10 +352,76 @@ def siglip_spiece(out):
         json.dump(data, f)
 
 
+OPENCLIP_CFG = {
+    "embed_dim": 32,
+    "quick_gelu": False,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 16, "mlp_ratio": 2.0,
+                   "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 4, "layers": 2,
+                 "mlp_ratio": 2.0},
+}
+
+
+def tiny_openclip(out, images_dir, image_files=SIGLIP_IMAGES):
+    """A random-weight OpenCLIP ViT in open_clip's own Hub layout, and OpenCLIP's outputs."""
+    import open_clip
+    from safetensors.torch import load_file
+
+    work = tempfile.mkdtemp(prefix="clip-audit-openclip-")
+    with open(os.path.join(work, "tiny-openclip.json"), "w") as f:
+        json.dump(OPENCLIP_CFG, f)
+    open_clip.add_model_config(os.path.join(work, "tiny-openclip.json"))
+    torch.manual_seed(3)
+    model = open_clip.create_model("tiny-openclip", pretrained=None).eval()
+    with torch.no_grad():  # make the scale tell (the init is log(1/0.07))
+        model.logit_scale.fill_(float(np.log(20.0)))
+    d = os.path.join(out, "tiny-openclip")
+    os.makedirs(d, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, os.path.join(d, "open_clip_model.safetensors"))
+    preprocess_cfg = {"mean": list(model.visual.image_mean), "std": list(model.visual.image_std),
+                      "interpolation": "bicubic", "resize_mode": "shortest"}
+    with open(os.path.join(d, "open_clip_config.json"), "w") as f:
+        json.dump({"model_cfg": OPENCLIP_CFG, "preprocess_cfg": preprocess_cfg}, f, indent=2)
+    # what open_clip itself loads from the folder, and its transform and tokenizer
+    model, preprocess = open_clip.create_model_from_pretrained("local-dir:" + d)
+    model = model.eval()
+    for k, v in load_file(os.path.join(d, "open_clip_model.safetensors")).items():
+        assert torch.equal(model.state_dict()[k], v), k
+    tokenizer = open_clip.get_tokenizer("local-dir:" + d)
+    pil = [load_reference_image(os.path.join(images_dir, f)).convert("RGB") for f in image_files]
+    pix = torch.stack([preprocess(im) for im in pil])
+    prompts = [f"a photo of a {lab}." for lab in LABELS] + ["don't stop, won't stop!", "a " * 90 + "end"]
+    ids = tokenizer(prompts)
+    with torch.inference_mode():
+        img = model.encode_image(pix)
+        txt = model.encode_text(ids)
+        img_n = img / img.norm(dim=-1, keepdim=True)
+        txt_n = txt / txt.norm(dim=-1, keepdim=True)
+        logits = model.logit_scale.exp() * img_n @ txt_n.T
+    r = lambda t: np.round(t.double().numpy(), 9).tolist()  # noqa: E731
+    data = {
+        "model": "tiny-openclip",
+        "prompts": prompts,
+        "input_ids": ids.tolist(),
+        "images": image_files,
+        "pixel_values": r(pix),
+        "image_features": r(img),
+        "text_features": r(txt),
+        "image_embeds": r(img_n),
+        "text_embeds": r(txt_n),
+        "logits_per_image": r(logits),
+        "probs": r(logits.softmax(-1)),
+        "logit_scale": float(model.logit_scale.exp().item()),
+    }
+    with open(os.path.join(out, "golden", "tiny-openclip.json"), "w") as f:
+        json.dump(data, f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
-    ap.add_argument("--only", choices=["siglip"], help="rebuild one family's fixture alone")
+    ap.add_argument("--only", choices=["siglip", "openclip"], help="rebuild one family's fixture alone")
     args = ap.parse_args()
     out = os.path.abspath(args.out)
     torch.set_num_threads(2)
@@ -356,6 +430,10 @@ def main():
         tiny_siglip(out, images_dir)
         siglip_spiece(out)
         print("tiny-siglip written to", out)
+        return
+    if args.only == "openclip":
+        tiny_openclip(out, os.path.join(out, "images"))
+        print("tiny-openclip written to", out)
         return
     work = tempfile.mkdtemp(prefix="clip-audit-fixtures-")
 
@@ -416,6 +494,7 @@ def main():
                      os.path.join(out, "golden", os.path.basename(d) + ".json"))
     tiny_siglip(out, images_dir)
     siglip_spiece(out)
+    tiny_openclip(out, images_dir)
     print("fixtures written to", out)
 
 

@@ -26,7 +26,7 @@ use crate::pipeline::{Outcome, Pipeline, file_records, image_pixels};
 use crate::probe::ProbeSet;
 
 /// The CLIP tokenizer (OpenAI's vocabulary) used with a random-weight preset by default.
-const BUILTIN_TOKENIZER: &[u8] = include_bytes!("../../tests/fixtures/tiny-clip/tokenizer.json");
+use crate::model::tokenizer::BUILTIN_CLIP_TOKENIZER as BUILTIN_TOKENIZER;
 
 /// The probe whose prompts the end-to-end run embeds by default: the CLIP paper's race probe.
 const BUILTIN_PROBE: &str = include_str!("../../probes/clip-paper-race.toml");

@@ -197,7 +197,8 @@ impl ClipConfig {
         Ok(cfg)
     }
 
-    fn validate(&self, file: &str) -> std::result::Result<(), ConfigError> {
+    /// Checks that the fields agree with each other; `file` names the configuration in errors.
+    pub(crate) fn validate(&self, file: &str) -> std::result::Result<(), ConfigError> {
         let bad = |field, reason: String| ConfigError::Invalid {
             file: file.to_string(),
             field,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod fused;
 mod header_check;
 pub mod kernels;
+pub mod openclip;
 pub mod preprocess;
 pub mod request;
 pub mod siglip;
@@ -287,6 +288,9 @@ impl LoadedModel {
         device: &Device,
         options: &LoadOptions,
     ) -> Result<Self, ModelError> {
+        if openclip::is_openclip_config(&files.config) {
+            return Self::load_openclip(files, device, options);
+        }
         let config_text = read_to_string(&files.config)?;
         match family_of(&config_text, &files.config)? {
             Family::Clip => Self::load_clip(files, &config_text, device, options),
@@ -315,11 +319,43 @@ impl LoadedModel {
             },
         };
         check_input_size(&preprocess, side, &files)?;
-        let tokenizer =
-            ClipTokenizer::from_file(&files.tokenizer, config.text_config.max_position_embeddings)?;
+        Self::build_clip(files, vb, &config, preprocess, device, options)
+    }
+
+    /// Loads an OpenCLIP checkpoint (ViT towers) into the CLIP engine, with OpenAI's tokenizer
+    /// built in when the folder has no `tokenizer.json`.
+    fn load_openclip(
+        files: ModelFiles,
+        device: &Device,
+        options: &LoadOptions,
+    ) -> Result<Self, ModelError> {
+        let config = openclip::OpenClipConfig::from_file(&files.config)?;
+        let vb = openclip::open_weights(&files.weights, &config.clip, &files.config, device)?;
+        check_input_size(
+            &config.preprocess,
+            config.clip.vision_config.image_size,
+            &files,
+        )?;
+        Self::build_clip(files, vb, &config.clip, config.preprocess, device, options)
+    }
+
+    /// Builds the CLIP engine over checked weights, with the checkpoint's CLIP tokenizer.
+    fn build_clip(
+        files: ModelFiles,
+        vb: VarBuilder<'static>,
+        config: &ClipConfig,
+        preprocess: PreprocessConfig,
+        device: &Device,
+        options: &LoadOptions,
+    ) -> Result<Self, ModelError> {
+        let context = config.text_config.max_position_embeddings;
+        let tokenizer = match &files.tokenizer {
+            Some(path) => ClipTokenizer::from_file(path, context)?,
+            None => ClipTokenizer::builtin(context)?,
+        };
         let compute = compute_plan(options, device)?;
         let image_encoder = compute.encoder;
-        let clip = ClipModel::with_image_encoder(vb, &config, image_encoder).map_err(|source| {
+        let clip = ClipModel::with_image_encoder(vb, config, image_encoder).map_err(|source| {
             ModelError::Candle {
                 context: format!("building the model from {}", files.weights.display()),
                 source,
@@ -352,8 +388,19 @@ impl LoadedModel {
         };
         check_input_size(&preprocess, side, &files)?;
         let text = &model.config().towers.text_config;
+        let tokenizer_file = files
+            .tokenizer
+            .as_ref()
+            .ok_or_else(|| ModelError::MissingFile {
+                dir: files
+                    .config
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+                file: "tokenizer.json",
+            })?;
         let tokenizer = siglip_tokenizer::SiglipTokenizer::from_file(
-            &files.tokenizer,
+            tokenizer_file,
             text.max_position_embeddings,
             text.vocab_size,
             text.pad_token_id,

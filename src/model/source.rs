@@ -86,12 +86,13 @@ pub enum ModelOrigin {
 pub struct ModelFiles {
     /// Where they came from.
     pub origin: ModelOrigin,
-    /// `config.json`.
+    /// `config.json` (`open_clip_config.json` for an OpenCLIP checkpoint).
     pub config: PathBuf,
-    /// `model.safetensors`.
+    /// `model.safetensors` (`open_clip_model.safetensors` for an OpenCLIP checkpoint).
     pub weights: PathBuf,
-    /// `tokenizer.json`, or else SentencePiece's `spiece.model` (SigLIP).
-    pub tokenizer: PathBuf,
+    /// `tokenizer.json`, or else SentencePiece's `spiece.model` (SigLIP); `None` for an
+    /// OpenCLIP checkpoint without one, which uses OpenAI's built-in CLIP tokenizer.
+    pub tokenizer: Option<PathBuf>,
     /// `preprocessor_config.json`, when the checkpoint has one.
     pub preprocessor: Option<PathBuf>,
 }
@@ -104,6 +105,9 @@ const SPIECE: &str = super::siglip_tokenizer::SPIECE_FILE;
 /// How a missing tokenizer is named: either file will do.
 const EITHER_TOKENIZER: &str = "tokenizer.json` or `spiece.model";
 const PREPROCESSOR: &str = "preprocessor_config.json";
+use super::openclip::{CONFIG_FILE as OPENCLIP_CONFIG, WEIGHTS_FILE as OPENCLIP_WEIGHTS};
+/// OpenCLIP's pickled weights, refused like `pytorch_model.bin`.
+const OPENCLIP_PICKLE: &str = "open_clip_pytorch_model.bin";
 
 impl ModelFiles {
     /// Finds (or downloads) every file of the checkpoint `spec` names.
@@ -127,6 +131,9 @@ impl ModelFiles {
                 })
             }
         };
+        if !dir.join(CONFIG).is_file() && dir.join(OPENCLIP_CONFIG).is_file() {
+            return Self::from_openclip_dir(dir);
+        }
         let config = need(CONFIG)?;
         if !dir.join(WEIGHTS).is_file() && dir.join(PICKLE).is_file() {
             return Err(ModelError::PickleOnly {
@@ -134,13 +141,12 @@ impl ModelFiles {
             });
         }
         let weights = need(WEIGHTS)?;
-        let tokenizer =
-            need(TOKENIZER)
-                .or_else(|_| need(SPIECE))
-                .map_err(|_| ModelError::MissingFile {
-                    dir: dir.to_path_buf(),
-                    file: EITHER_TOKENIZER,
-                })?;
+        let tokenizer = Some(need(TOKENIZER).or_else(|_| need(SPIECE)).map_err(|_| {
+            ModelError::MissingFile {
+                dir: dir.to_path_buf(),
+                file: EITHER_TOKENIZER,
+            }
+        })?);
         let preprocessor = Some(dir.join(PREPROCESSOR)).filter(|p| p.is_file());
         Ok(Self {
             origin: ModelOrigin::Local {
@@ -153,12 +159,48 @@ impl ModelFiles {
         })
     }
 
+    /// The files of a local OpenCLIP checkpoint folder (`open_clip_config.json`,
+    /// `open_clip_model.safetensors`, `tokenizer.json` if it has one).
+    fn from_openclip_dir(dir: &Path) -> Result<Self, ModelError> {
+        let weights = dir.join(OPENCLIP_WEIGHTS);
+        if !weights.is_file() {
+            if dir.join(OPENCLIP_PICKLE).is_file() {
+                return Err(ModelError::PickleOnly {
+                    location: dir.display().to_string(),
+                });
+            }
+            return Err(ModelError::MissingFile {
+                dir: dir.to_path_buf(),
+                file: OPENCLIP_WEIGHTS,
+            });
+        }
+        Ok(Self {
+            origin: ModelOrigin::Local {
+                dir: dir.to_path_buf(),
+            },
+            config: dir.join(OPENCLIP_CONFIG),
+            weights,
+            tokenizer: Some(dir.join(TOKENIZER)).filter(|p| p.is_file()),
+            preprocessor: None,
+        })
+    }
+
     /// The files of a Hub checkpoint, fetched into (or, offline, found in) the cache.
     fn from_hub(repo: &str, revision: &str, options: &SourceOptions) -> Result<Self, ModelError> {
         let hub = HubRepo::connect(repo, revision, options)?;
-        let config = hub.required(CONFIG)?;
+        let config = match hub.fetch(CONFIG) {
+            Ok(Some(config)) => config,
+            // No config.json (or, offline, none cached): an OpenCLIP repository?
+            Ok(None) | Err(ModelError::NotCached { .. })
+                if matches!(hub.fetch(OPENCLIP_CONFIG), Ok(Some(_))) =>
+            {
+                return Self::from_openclip_hub(&hub);
+            }
+            Ok(None) => return Err(hub.err(CONFIG, "the repository has no such file".into())),
+            Err(e) => return Err(e),
+        };
         let weights = hub.weights()?;
-        let tokenizer = hub.tokenizer()?;
+        let tokenizer = Some(hub.tokenizer()?);
         let preprocessor = match hub.fetch(PREPROCESSOR) {
             Ok(found) => found,
             Err(ModelError::NotCached { .. }) => None,
@@ -178,6 +220,32 @@ impl ModelFiles {
         })
     }
 
+    /// The files of an OpenCLIP Hub checkpoint (its `open_clip_config.json` is there).
+    fn from_openclip_hub(hub: &HubRepo) -> Result<Self, ModelError> {
+        let config = hub.required(OPENCLIP_CONFIG)?;
+        let weights = match hub.fetch(OPENCLIP_WEIGHTS)? {
+            Some(path) => path,
+            None => return Err(hub.missing_weights(OPENCLIP_WEIGHTS, OPENCLIP_PICKLE)),
+        };
+        let tokenizer = match hub.fetch(TOKENIZER) {
+            Ok(found) => found,
+            Err(ModelError::NotCached { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let commit = snapshot_commit(&config).unwrap_or_else(|| hub.revision.to_string());
+        Ok(Self {
+            origin: ModelOrigin::Hub {
+                repo: hub.repo.to_string(),
+                revision: hub.revision.to_string(),
+                commit,
+            },
+            config,
+            weights,
+            tokenizer,
+            preprocessor: None,
+        })
+    }
+
     /// A short human-readable name: the folder, or `repo@commit`.
     pub fn display_name(&self) -> String {
         match &self.origin {
@@ -188,7 +256,8 @@ impl ModelFiles {
 
     /// `spiece.model` when the tokenizer is SentencePiece's, else `tokenizer.json`.
     pub fn tokenizer_name(&self) -> &'static str {
-        if self.tokenizer.file_name() == Some(std::ffi::OsStr::new(SPIECE)) {
+        let name = self.tokenizer.as_deref().and_then(Path::file_name);
+        if name == Some(std::ffi::OsStr::new(SPIECE)) {
             SPIECE
         } else {
             TOKENIZER
@@ -206,15 +275,20 @@ impl ModelFiles {
         &self,
         memo_dir: Option<&Path>,
     ) -> Result<Vec<(String, String)>, ModelError> {
-        let mut files = vec![
-            (CONFIG, &self.config),
-            (WEIGHTS, &self.weights),
-            (self.tokenizer_name(), &self.tokenizer),
-        ];
+        let openclip = super::openclip::is_openclip_config(&self.config);
+        let (config, weights) = if openclip {
+            (OPENCLIP_CONFIG, OPENCLIP_WEIGHTS)
+        } else {
+            (CONFIG, WEIGHTS)
+        };
+        let mut files = vec![(config, &self.config), (weights, &self.weights)];
+        if let Some(p) = &self.tokenizer {
+            files.push((self.tokenizer_name(), p));
+        }
         if let Some(p) = &self.preprocessor {
             files.push((PREPROCESSOR, p));
         }
-        files
+        let mut hashes = files
             .into_iter()
             .map(|(name, path)| {
                 let hash = match memo_dir {
@@ -223,7 +297,18 @@ impl ModelFiles {
                 };
                 Ok((name.to_string(), hash))
             })
-            .collect()
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        if self.tokenizer.is_none() {
+            let builtin = super::tokenizer::BUILTIN_CLIP_TOKENIZER;
+            hashes.insert(
+                2,
+                (
+                    super::tokenizer::BUILTIN_CLIP_TOKENIZER_NAME.to_string(),
+                    hex(&Sha256::digest(builtin)),
+                ),
+            );
+        }
+        Ok(hashes)
     }
 }
 
@@ -321,28 +406,34 @@ impl<'a> HubRepo<'a> {
     /// `model.safetensors`; when it is missing, a repository with only `pytorch_model.bin` is
     /// told apart (online) so the error can say how to convert it.
     fn weights(&self) -> Result<PathBuf, ModelError> {
-        if let Some(path) = self.fetch(WEIGHTS)? {
-            return Ok(path);
+        match self.fetch(WEIGHTS)? {
+            Some(path) => Ok(path),
+            None => Err(self.missing_weights(WEIGHTS, PICKLE)),
         }
+    }
+
+    /// The error for a missing safetensors file `weights`: [`ModelError::PickleOnly`] when
+    /// (online) the repository has the pickle `pickle_name` instead.
+    fn missing_weights(&self, weights: &str, pickle_name: &str) -> ModelError {
         let pickle = if self.offline {
             false
         } else {
             matches!(
                 self.handle
                     .file_exists()
-                    .filename(PICKLE)
+                    .filename(pickle_name)
                     .revision(self.revision)
                     .send(),
                 Ok(true)
             )
         };
-        Err(if pickle {
+        if pickle {
             ModelError::PickleOnly {
                 location: format!("{}@{}", self.repo, self.revision),
             }
         } else {
-            self.err(WEIGHTS, "the repository has no such file".into())
-        })
+            self.err(weights, "the repository has no such file".into())
+        }
     }
 }
 

@@ -47,6 +47,14 @@ pub const START_OF_TEXT: &str = "<|startoftext|>";
 /// End-of-text token of CLIP's vocabulary (also used for padding).
 pub const END_OF_TEXT: &str = "<|endoftext|>";
 
+/// OpenAI's CLIP tokenizer (its BPE vocabulary as a `tokenizer.json`), built in for checkpoints
+/// that ship none (OpenCLIP's) and for `bench`'s random-weight presets.
+pub const BUILTIN_CLIP_TOKENIZER: &[u8] =
+    include_bytes!("../../tests/fixtures/tiny-clip/tokenizer.json");
+
+/// How provenance and errors name [`BUILTIN_CLIP_TOKENIZER`].
+pub const BUILTIN_CLIP_TOKENIZER_NAME: &str = "tokenizer.json (built-in OpenAI CLIP BPE)";
+
 /// A CLIP tokenizer producing id rows ready for the text tower.
 pub struct ClipTokenizer {
     inner: tokenizers::Tokenizer,
@@ -59,17 +67,38 @@ impl ClipTokenizer {
     /// Loads `tokenizer.json`; prompts are cut to `context_length` tokens.
     pub fn from_file(path: &Path, context_length: usize) -> Result<Self, TokenizerError> {
         let file = path.display().to_string();
-        let load = |reason: String| TokenizerError::Load {
-            file: file.clone(),
-            reason,
-        };
         let bytes = crate::input_file::read_regular_file(
             path,
             crate::input_file::MAX_TEXT_INPUT_BYTES,
             "limit for text inputs",
         )
-        .map_err(|e| load(e.to_string()))?;
-        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| load(e.to_string()))?;
+        .map_err(|e| TokenizerError::Load {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::from_bytes(&bytes, &file, context_length)
+    }
+
+    /// OpenAI's CLIP tokenizer built into clip-audit ([`BUILTIN_CLIP_TOKENIZER`]).
+    pub fn builtin(context_length: usize) -> Result<Self, TokenizerError> {
+        Self::from_bytes(
+            BUILTIN_CLIP_TOKENIZER,
+            BUILTIN_CLIP_TOKENIZER_NAME,
+            context_length,
+        )
+    }
+
+    /// Reads a `tokenizer.json` held in memory; `file` names it in errors.
+    pub fn from_bytes(
+        bytes: &[u8],
+        file: &str,
+        context_length: usize,
+    ) -> Result<Self, TokenizerError> {
+        let file = file.to_string();
+        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| TokenizerError::Load {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
         let id = |token| {
             inner
                 .token_to_id(token)

@@ -39,6 +39,41 @@ pub struct PreprocessConfig {
     /// `do_convert_rgb`; recorded only, since [`preprocess`](super::preprocess) always receives RGB
     /// (conversion happens when decoding).
     pub do_convert_rgb: bool,
+    /// How the center crop's offset is rounded (transformers' floor unless a checkpoint of
+    /// another family says otherwise); serialized only when it is not the default.
+    #[serde(skip_serializing_if = "CropRounding::is_floor")]
+    pub crop_rounding: CropRounding,
+}
+
+/// How a center crop places an odd remainder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CropRounding {
+    /// transformers: `top = (height - crop) // 2`.
+    #[default]
+    Floor,
+    /// torchvision's `center_crop` (OpenCLIP): `top = round((height - crop) / 2)`, Python's
+    /// round-half-to-even.
+    HalfEven,
+}
+
+impl CropRounding {
+    /// Whether this is transformers' floor.
+    pub fn is_floor(&self) -> bool {
+        *self == CropRounding::Floor
+    }
+
+    /// The offset of a crop `excess` pixels smaller than the image side (negative: larger).
+    pub fn offset(self, excess: i64) -> i64 {
+        let floor = excess.div_euclid(2);
+        match self {
+            CropRounding::Floor => floor,
+            // torchvision pads a too-small image by `(crop - side) // 2` before: ceil(excess / 2).
+            CropRounding::HalfEven if excess < 0 => -((-excess).div_euclid(2)),
+            CropRounding::HalfEven if excess % 2 == 1 && floor % 2 == 1 => floor + 1,
+            CropRounding::HalfEven => floor,
+        }
+    }
 }
 
 /// OpenAI CLIP's normalisation mean (R, G, B).
@@ -66,6 +101,7 @@ impl Default for PreprocessConfig {
             image_mean: OPENAI_CLIP_MEAN,
             image_std: OPENAI_CLIP_STD,
             do_convert_rgb: true,
+            crop_rounding: CropRounding::Floor,
         }
     }
 }

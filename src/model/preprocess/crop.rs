@@ -15,8 +15,8 @@ pub fn preprocess_u8(image: &RgbImage, cfg: &PreprocessConfig) -> RgbImage {
     let (out_w, out_h, off_x, off_y) = if cfg.do_center_crop {
         let (cw, ch) = (cfg.crop_width, cfg.crop_height);
         // transformers: top = (orig_height - crop_height) // 2 (floor, may be negative).
-        let off_y = (i64::from(rh) - i64::from(ch)).div_euclid(2);
-        let off_x = (i64::from(rw) - i64::from(cw)).div_euclid(2);
+        let off_y = cfg.crop_rounding.offset(i64::from(rh) - i64::from(ch));
+        let off_x = cfg.crop_rounding.offset(i64::from(rw) - i64::from(cw));
         (cw, ch, off_x, off_y)
     } else {
         (rw, rh, 0, 0)

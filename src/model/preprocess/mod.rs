@@ -25,7 +25,7 @@ mod resize;
 
 use image::RgbImage;
 
-pub use config::{OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PreprocessConfig};
+pub use config::{CropRounding, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PreprocessConfig};
 pub use convert::to_chw_f32;
 pub use crop::preprocess_u8;
 pub use parse::PreprocessConfigError;
