@@ -504,21 +504,7 @@ fn run_record(
             content_hash: probe.content_hash(),
             classes: probe.classes.len(),
         },
-        model: Some(ModelRecord {
-            name: model.files.display_name(),
-            origin: model.files.origin.clone(),
-            sha256: loaded.hashes.finish()?,
-            family: model.towers.family(),
-            scores: model.towers.scoring().name(),
-            logit_scale: match model.towers.scoring() {
-                Scoring::Softmax { scale } | Scoring::Sigmoid { scale, .. } => scale,
-            },
-            logit_bias: match model.towers.scoring() {
-                Scoring::Softmax { .. } => None,
-                Scoring::Sigmoid { bias, .. } => Some(bias),
-            },
-            compute: model.compute.clone(),
-        }),
+        model: Some(model_record(model, loaded.hashes.finish()?)),
         embedding_cache: loaded.cache.as_ref().map(cache_record),
         dataset: Some(DatasetRecord {
             name: dataset.name().to_string(),
@@ -539,6 +525,25 @@ fn run_record(
         timings_s,
         warnings: warnings.to_vec(),
     })
+}
+
+/// The model section of `run.json`.
+fn model_record(model: &LoadedModel, sha256: BTreeMap<String, String>) -> ModelRecord {
+    let scoring = model.towers.scoring();
+    let (logit_scale, logit_bias) = match scoring {
+        Scoring::Softmax { scale } => (scale, None),
+        Scoring::Sigmoid { scale, bias } => (scale, Some(bias)),
+    };
+    ModelRecord {
+        name: model.files.display_name(),
+        origin: model.files.origin.clone(),
+        sha256,
+        family: model.towers.family(),
+        scores: scoring.name(),
+        logit_scale,
+        logit_bias,
+        compute: model.compute.clone(),
+    }
 }
 
 /// What the embedding cache did, for `run.json`.

@@ -66,6 +66,54 @@ impl SiglipConfig {
             field,
             reason,
         };
+        self.check_positive(&invalid)?;
+        for (field, width, heads) in [
+            (
+                "text_config.hidden_size",
+                t.hidden_size,
+                t.num_attention_heads,
+            ),
+            (
+                "vision_config.hidden_size",
+                v.hidden_size,
+                v.num_attention_heads,
+            ),
+        ] {
+            if width % heads != 0 {
+                return Err(invalid(
+                    field,
+                    format!("{width} is not divisible by num_attention_heads {heads}"),
+                ));
+            }
+        }
+        if t.hidden_size != v.hidden_size {
+            return Err(invalid(
+                "text_config.hidden_size",
+                format!(
+                    "{} differs from vision_config.hidden_size {}: the two towers must embed into \
+                     one space",
+                    t.hidden_size, v.hidden_size
+                ),
+            ));
+        }
+        if v.image_size % v.patch_size != 0 {
+            return Err(invalid(
+                "vision_config.image_size",
+                format!(
+                    "{} is not a multiple of patch_size {}",
+                    v.image_size, v.patch_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every size the shapes are built from must be at least 1.
+    fn check_positive(
+        &self,
+        invalid: &dyn Fn(&'static str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let (t, v) = (&self.towers.text_config, &self.towers.vision_config);
         let positive = [
             ("text_config.vocab_size", t.vocab_size),
             ("text_config.hidden_size", t.hidden_size),
@@ -88,43 +136,6 @@ impl SiglipConfig {
             if value == 0 {
                 return Err(invalid(field, "must be at least 1".into()));
             }
-        }
-        if t.hidden_size % t.num_attention_heads != 0 {
-            return Err(invalid(
-                "text_config.hidden_size",
-                format!(
-                    "{} is not divisible by num_attention_heads {}",
-                    t.hidden_size, t.num_attention_heads
-                ),
-            ));
-        }
-        if v.hidden_size % v.num_attention_heads != 0 {
-            return Err(invalid(
-                "vision_config.hidden_size",
-                format!(
-                    "{} is not divisible by num_attention_heads {}",
-                    v.hidden_size, v.num_attention_heads
-                ),
-            ));
-        }
-        if t.hidden_size != v.hidden_size {
-            return Err(invalid(
-                "text_config.hidden_size",
-                format!(
-                    "{} differs from vision_config.hidden_size {}: the two towers must embed into \
-                     one space",
-                    t.hidden_size, v.hidden_size
-                ),
-            ));
-        }
-        if v.image_size % v.patch_size != 0 {
-            return Err(invalid(
-                "vision_config.image_size",
-                format!(
-                    "{} is not a multiple of patch_size {}",
-                    v.image_size, v.patch_size
-                ),
-            ));
         }
         Ok(())
     }
