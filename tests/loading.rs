@@ -208,3 +208,18 @@ fn preprocessing_that_does_not_fit_the_model_is_refused() {
         "{msg}"
     );
 }
+
+/// The family comes from the files and `model_type`: CLIP, SigLIP and OpenCLIP's own layout.
+#[test]
+fn each_fixture_loads_as_its_family() {
+    use clip_audit::model::{Family, ModelRequest};
+    for (dir, family) in [
+        ("tiny-clip", Family::Clip),
+        ("tiny-siglip", Family::Siglip),
+        ("tiny-siglip-spiece", Family::Siglip),
+        ("tiny-openclip", Family::OpenClip),
+    ] {
+        let model = ModelRequest::local(&fixture(dir)).load().unwrap();
+        assert_eq!(model.family, family, "{dir}");
+    }
+}

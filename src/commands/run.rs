@@ -538,7 +538,7 @@ fn model_record(model: &LoadedModel, sha256: BTreeMap<String, String>) -> ModelR
         name: model.files.display_name(),
         origin: model.files.origin.clone(),
         sha256,
-        family: model.towers.family(),
+        family: model.family,
         scores: scoring.name(),
         logit_scale,
         logit_bias,
@@ -588,8 +588,8 @@ fn open_cache(
         .collect();
     // the family is implied by config.json's hash already; it is named for families after CLIP
     // only, so that caches written before families existed stay valid
-    if model.towers.family() != Family::Clip {
-        parts.push(("family", model.towers.family().name()));
+    if model.family != Family::Clip {
+        parts.push(("family", model.family.name()));
     }
     parts.push(("dtype", model.compute.used.name()));
     parts.push(("image_encoder", model.compute.encoder.tower_name()));

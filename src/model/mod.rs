@@ -228,6 +228,8 @@ pub struct LoadedModel {
     pub device: Device,
     /// How the image tower computes.
     pub compute: ComputePlan,
+    /// The checkpoint's family, from its files and `model_type`.
+    pub family: Family,
 }
 
 /// Number format the image tower computes in.
@@ -293,8 +295,10 @@ impl LoadedModel {
         }
         let config_text = read_to_string(&files.config)?;
         match family_of(&config_text, &files.config)? {
-            Family::Clip => Self::load_clip(files, &config_text, device, options),
             Family::Siglip => Self::load_siglip(files, device, options),
+            Family::Clip | Family::OpenClip => {
+                Self::load_clip(files, &config_text, device, options)
+            }
         }
     }
 
@@ -336,7 +340,11 @@ impl LoadedModel {
             config.clip.vision_config.image_size,
             &files,
         )?;
-        Self::build_clip(files, vb, &config.clip, config.preprocess, device, options)
+        let model = Self::build_clip(files, vb, &config.clip, config.preprocess, device, options)?;
+        Ok(Self {
+            family: Family::OpenClip,
+            ..model
+        })
     }
 
     /// Builds the CLIP engine over checked weights, with the checkpoint's CLIP tokenizer.
@@ -368,6 +376,7 @@ impl LoadedModel {
             files,
             device: device.clone(),
             compute,
+            family: Family::Clip,
         })
     }
 
@@ -416,6 +425,7 @@ impl LoadedModel {
             files,
             device: device.clone(),
             compute: compute_plan(&candle_only, device)?,
+            family: Family::Siglip,
         })
     }
 }

@@ -8,7 +8,8 @@ use super::siglip::SiglipModel;
 use super::siglip_tokenizer::SiglipTokenizer;
 use super::tokenizer::{ClipTokenizer, TokenizerError};
 
-/// A model family, chosen from `config.json`'s `model_type`, never from a name.
+/// A checkpoint family, chosen from its files (`open_clip_config.json`) and `config.json`'s
+/// `model_type`, never from a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
@@ -16,6 +17,8 @@ pub enum Family {
     Clip,
     /// transformers `SiglipModel` (SigLIP, fixed-resolution SigLIP 2).
     Siglip,
+    /// OpenCLIP's own layout (`open_clip_config.json`), run by the CLIP engine.
+    OpenClip,
 }
 
 impl Family {
@@ -34,6 +37,7 @@ impl Family {
         match self {
             Family::Clip => "clip",
             Family::Siglip => "siglip",
+            Family::OpenClip => "openclip",
         }
     }
 }
@@ -85,14 +89,6 @@ pub enum Towers {
 }
 
 impl Towers {
-    /// The family.
-    pub fn family(&self) -> Family {
-        match self {
-            Towers::Clip(_) => Family::Clip,
-            Towers::Siglip(_) => Family::Siglip,
-        }
-    }
-
     /// The CLIP model, for CLIP-only tools (parity tests, the encoder's FLOP count).
     pub fn as_clip(&self) -> Option<&ClipModel> {
         match self {
