@@ -194,6 +194,39 @@ fn layer_indices(shapes: &HashMap<String, Vec<usize>>, tower: &str) -> Vec<usize
     indices.into_iter().collect()
 }
 
+/// Every tensor in `expected` is present in the weights `file` with its shape (`found` gives a
+/// tensor's shape by name). A scalar may be stored 0-d or as `[1]`: transformers stores
+/// `logit_scale` one way, some converters the other.
+pub(super) fn check_expected_shapes(
+    expected: Vec<(String, Vec<usize>)>,
+    found: impl Fn(&str) -> Option<Vec<usize>>,
+    file: &Path,
+) -> Result<(), ModelError> {
+    let scalar = |shape: &[usize]| shape.iter().product::<usize>() == 1 && shape.len() <= 1;
+    for (name, expected) in expected {
+        match found(&name) {
+            None => {
+                return Err(ModelError::MissingTensor {
+                    file: file.to_path_buf(),
+                    name,
+                    expected,
+                });
+            }
+            Some(shape) if scalar(&expected) && scalar(&shape) => {}
+            Some(shape) if shape != expected => {
+                return Err(ModelError::ShapeMismatch {
+                    file: file.to_path_buf(),
+                    name,
+                    expected,
+                    found: shape,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

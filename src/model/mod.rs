@@ -598,28 +598,11 @@ pub fn open_weights(
         .map(|(name, view)| (name, view.shape().to_vec()))
         .collect();
     header_check::check(config, config_file, &shapes, path)?;
-    for (name, expected) in config.expected_tensors() {
-        match shapes.get(&name) {
-            None => {
-                return Err(ModelError::MissingTensor {
-                    file: path.to_path_buf(),
-                    name,
-                    expected,
-                });
-            }
-            // `logit_scale` is stored 0-d by transformers and as [1] by some converters.
-            Some(found) if name == "logit_scale" && found.iter().product::<usize>() == 1 => {}
-            Some(found) if *found != expected => {
-                return Err(ModelError::ShapeMismatch {
-                    file: path.to_path_buf(),
-                    name,
-                    expected,
-                    found: found.clone(),
-                });
-            }
-            Some(_) => {}
-        }
-    }
+    header_check::check_expected_shapes(
+        config.expected_tensors(),
+        |n| shapes.get(n).cloned(),
+        path,
+    )?;
     let backend = LogitScaleAsScalar(tensors);
     Ok(VarBuilder::from_backend(
         Box::new(backend),

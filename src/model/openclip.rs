@@ -546,27 +546,11 @@ fn check_expected(
     config: &ClipConfig,
     path: &Path,
 ) -> Result<(), ModelError> {
-    for (name, expected) in config.expected_tensors() {
-        match tensors.get(&name).map(|t| t.dims().to_vec()) {
-            None => {
-                return Err(ModelError::MissingTensor {
-                    file: path.to_path_buf(),
-                    name,
-                    expected,
-                });
-            }
-            Some(found) if found != expected => {
-                return Err(ModelError::ShapeMismatch {
-                    file: path.to_path_buf(),
-                    name,
-                    expected,
-                    found,
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
+    super::header_check::check_expected_shapes(
+        config.expected_tensors(),
+        |name| tensors.get(name).map(|t| t.dims().to_vec()),
+        path,
+    )
 }
 
 #[cfg(test)]

@@ -309,7 +309,11 @@ impl SiglipModel {
             .into_iter()
             .map(|(name, view)| (name, view.shape().to_vec()))
             .collect();
-        check_shapes(&config, &shapes, weights)?;
+        super::header_check::check_expected_shapes(
+            config.expected_tensors(),
+            |name| shapes.get(name).cloned(),
+            weights,
+        )?;
         let vb = VarBuilder::from_backend(Box::new(tensors), DType::F32, device.clone());
         let model = siglip::Model::new(&config.towers, vb.clone())
             .map_err(|source| candle_error(weights, "building the SigLIP towers", source))?;
@@ -362,37 +366,6 @@ impl SiglipModel {
     pub fn image_features(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
         self.model.get_image_features(pixels)
     }
-}
-
-/// Checks that every tensor the configuration implies is present with its shape (a scalar may be
-/// stored 0-d or as `[1]`).
-fn check_shapes(
-    config: &SiglipConfig,
-    shapes: &HashMap<String, Vec<usize>>,
-    weights: &Path,
-) -> Result<(), ModelError> {
-    for (name, expected) in config.expected_tensors() {
-        match shapes.get(&name) {
-            None => {
-                return Err(ModelError::MissingTensor {
-                    file: weights.to_path_buf(),
-                    name,
-                    expected,
-                });
-            }
-            Some(found) if expected == [1] && found.iter().product::<usize>() == 1 => {}
-            Some(found) if *found != expected => {
-                return Err(ModelError::ShapeMismatch {
-                    file: weights.to_path_buf(),
-                    name,
-                    expected,
-                    found: found.clone(),
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
 }
 
 /// A candle error with the file and what was being done.
