@@ -295,7 +295,7 @@ impl LoadedModel {
         }
         let config_text = read_to_string(&files.config)?;
         match family_of(&config_text, &files.config)? {
-            Family::Siglip => Self::load_siglip(files, device, options),
+            Family::Siglip => Self::load_siglip(files, &config_text, device, options),
             Family::Clip | Family::OpenClip => {
                 Self::load_clip(files, &config_text, device, options)
             }
@@ -383,10 +383,13 @@ impl LoadedModel {
     /// Loads a SigLIP checkpoint (its image tower is candle's, in f32).
     fn load_siglip(
         files: ModelFiles,
+        config_text: &str,
         device: &Device,
         options: &LoadOptions,
     ) -> Result<Self, ModelError> {
-        let model = siglip::SiglipModel::load(&files.config, &files.weights, device)?;
+        let config =
+            siglip::SiglipConfig::from_json_str(config_text, &files.config.display().to_string())?;
+        let model = siglip::SiglipModel::with_config(config, &files.weights, device)?;
         let side = model.config().image_size();
         let preprocess = match &files.preprocessor {
             Some(path) => PreprocessConfig::from_file(path)?,

@@ -291,8 +291,7 @@ pub struct SiglipModel {
 }
 
 impl SiglipModel {
-    /// Reads `config.json` and `model.safetensors`, checking every tensor's presence and shape
-    /// against the configuration before loading.
+    /// Reads `config.json`, then the weights (see [`Self::with_config`]).
     pub fn load(config_file: &Path, weights: &Path, device: &Device) -> Result<Self, ModelError> {
         let text =
             crate::input_file::read_regular_text(config_file).map_err(|source| ModelError::Io {
@@ -300,6 +299,16 @@ impl SiglipModel {
                 source,
             })?;
         let config = SiglipConfig::from_json_str(&text, &config_file.display().to_string())?;
+        Self::with_config(config, weights, device)
+    }
+
+    /// Loads `model.safetensors` for an already read configuration, checking every tensor's
+    /// presence and shape against it before loading.
+    pub fn with_config(
+        config: SiglipConfig,
+        weights: &Path,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         // SAFETY: the file is mapped read-only; clip-audit never writes checkpoint files, and a
         // file truncated underneath us is a user error outside what any loader can guard against.
         let tensors = unsafe { candle_core::safetensors::MmapedSafetensors::new(weights) }
