@@ -617,12 +617,31 @@ pub fn write_random_checkpoint(
     seed: u64,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let scalars = [("logit_scale", config.logit_scale_init_value as f32)];
+    let tensors = random_weights(config.expected_tensors(), &scalars, seed)?;
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(config)?,
+    )?;
+    std::fs::copy(tokenizer, dir.join("tokenizer.json"))
+        .with_context(|| format!("copying tokenizer {}", tokenizer.display()))?;
+    Ok(())
+}
+
+/// Random weights for `expected` tensors, as a fresh model is initialised: layer-norm weights 1,
+/// biases 0, the named `scalars`, everything else N(0, 0.02) from a generator seeded with `seed`.
+fn random_weights(
+    expected: Vec<(String, Vec<usize>)>,
+    scalars: &[(&str, f32)],
+    seed: u64,
+) -> candle_core::Result<HashMap<String, Tensor>> {
     let device = Device::Cpu;
     let mut rng = SplitMix(seed);
     let mut tensors = HashMap::new();
-    for (name, shape) in config.expected_tensors() {
-        let tensor = if name == "logit_scale" {
-            Tensor::new(config.logit_scale_init_value as f32, &device)?
+    for (name, shape) in expected {
+        let tensor = if let Some(&(_, value)) = scalars.iter().find(|(n, _)| *n == name) {
+            Tensor::full(value, shape, &device)?
         } else if name.contains("norm") && name.ends_with(".weight") {
             Tensor::ones(shape, DType::F32, &device)?
         } else if name.ends_with(".bias") {
@@ -633,14 +652,7 @@ pub fn write_random_checkpoint(
         };
         tensors.insert(name, tensor);
     }
-    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string_pretty(config)?,
-    )?;
-    std::fs::copy(tokenizer, dir.join("tokenizer.json"))
-        .with_context(|| format!("copying tokenizer {}", tokenizer.display()))?;
-    Ok(())
+    Ok(tensors)
 }
 
 /// Writes a random-weight SigLIP checkpoint with both towers of the given shape: `config.json`,
@@ -667,24 +679,8 @@ fn write_random_siglip(
     });
     let text = serde_json::to_string_pretty(&config)?;
     let parsed = crate::model::siglip::SiglipConfig::from_json_str(&text, "preset")?;
-    let device = Device::Cpu;
-    let mut rng = SplitMix(0);
-    let mut tensors = HashMap::new();
-    for (name, shape) in parsed.expected_tensors() {
-        let tensor = match name.as_str() {
-            "logit_scale" => Tensor::new(&[10f32.ln()], &device)?,
-            "logit_bias" => Tensor::new(&[-10f32], &device)?,
-            _ if name.contains("norm") && name.ends_with(".weight") => {
-                Tensor::ones(shape, DType::F32, &device)?
-            }
-            _ if name.ends_with(".bias") => Tensor::zeros(shape, DType::F32, &device)?,
-            _ => {
-                let n = shape.iter().product::<usize>();
-                Tensor::from_vec(rng.normals(n, 0.02), shape, &device)?
-            }
-        };
-        tensors.insert(name, tensor);
-    }
+    let scalars = [("logit_scale", 10f32.ln()), ("logit_bias", -10.0)];
+    let tensors = random_weights(parsed.expected_tensors(), &scalars, 0)?;
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     std::fs::write(dir.join("config.json"), text)?;
     let processor = serde_json::json!({
