@@ -221,6 +221,23 @@ fn token_ids_equal_transformers() {
     let tokenizer =
         SiglipTokenizer::from_file(&fixture("tiny-siglip/tokenizer.json"), 64, 256, 1).unwrap();
     let cases = golden("tiny-siglip.json")["tokens"].clone();
+    assert_ids_equal(&tokenizer, &cases);
+    // a vocabulary larger than the embedding table is refused, naming the file and the field
+    let err = SiglipTokenizer::from_file(&fixture("tiny-siglip/tokenizer.json"), 64, 100, 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("tokenizer.json") && err.contains("text_config.vocab_size"),
+        "{err}"
+    );
+}
+
+/// Checks the tokenizer's ids against every `{text, ids}` case of a golden file (at least 30).
+fn assert_ids_equal(
+    tokenizer: &clip_audit::model::siglip_tokenizer::SiglipTokenizer,
+    cases: &serde_json::Value,
+) {
     let cases = cases.as_array().unwrap();
     assert!(cases.len() >= 30);
     for case in cases {
@@ -233,15 +250,6 @@ fn token_ids_equal_transformers() {
             .collect();
         assert_eq!(tokenizer.encode(text).unwrap(), expected, "{text:?}");
     }
-    // a vocabulary larger than the embedding table is refused, naming the file and the field
-    let err = SiglipTokenizer::from_file(&fixture("tiny-siglip/tokenizer.json"), 64, 100, 1)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        err.contains("tokenizer.json") && err.contains("text_config.vocab_size"),
-        "{err}"
-    );
 }
 
 fn root() -> std::path::PathBuf {
@@ -368,18 +376,7 @@ fn spiece_token_ids_equal_siglip_tokenizer() {
         SiglipTokenizer::from_file(&fixture("tiny-siglip-spiece/spiece.model"), 64, 256, 1)
             .unwrap();
     let cases = golden("tiny-siglip-spiece.json")["tokens"].clone();
-    let cases = cases.as_array().unwrap();
-    assert!(cases.len() >= 30);
-    for case in cases {
-        let text = case["text"].as_str().unwrap();
-        let expected: Vec<u32> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        assert_eq!(tokenizer.encode(text).unwrap(), expected, "{text:?}");
-    }
+    assert_ids_equal(&tokenizer, &cases);
 }
 
 /// A corrupt or truncated `spiece.model` is an error naming the file, never a panic.
