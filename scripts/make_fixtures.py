@@ -344,7 +344,10 @@ def siglip_spiece(out):
     with open(path, "wb") as f:
         f.write(buf.getvalue())
     ref = SiglipTokenizer(path, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    prompts = [f"a photo of a {lab}." for lab in LABELS] + EXTRA_PROMPTS
+    # angle-bracket text that is not one of SiglipTokenizer's special tokens is canonicalised
+    # like any other punctuation (clip-audit refuses prompts holding </s>, <unk> or <pad>)
+    prompts = [f"a photo of a {lab}." for lab in LABELS] + EXTRA_PROMPTS + [
+        "a photo of a <s> dog", "a photo of a </S> thief", "<b>bold</b> <PAD>"]
     enc = ref(prompts, padding="max_length", max_length=64, truncation=True)
     data = {"model": "tiny-siglip-spiece",
             "tokens": [{"text": p, "ids": ids} for p, ids in zip(prompts, enc["input_ids"])]}

@@ -4,6 +4,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
+use clip_audit::model::ImageEncoderKind;
 use clip_audit::model::clip::l2_normalize;
 use clip_audit::model::siglip::{SiglipConfig, SiglipModel};
 use common::*;
@@ -15,20 +16,20 @@ fn within(what: &str, e: f32) {
 }
 
 fn load() -> SiglipModel {
-    let dir = fixture("tiny-siglip");
-    SiglipModel::load(
-        &dir.join("config.json"),
-        &dir.join("model.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap()
+    load_with(ImageEncoderKind::Candle)
 }
 
-#[test]
-fn tiny_siglip_matches_transformers() {
-    let model = load();
-    let g = golden("tiny-siglip.json");
-    let ids: Vec<Vec<u32>> = g["input_ids"]
+/// The tiny checkpoint with the given image tower.
+fn load_with(kind: ImageEncoderKind) -> SiglipModel {
+    let dir = fixture("tiny-siglip");
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let config = SiglipConfig::from_json_str(&text, "config.json").unwrap();
+    SiglipModel::with_config(config, &dir.join("model.safetensors"), &Device::Cpu, kind).unwrap()
+}
+
+/// Token id rows of the golden file.
+fn golden_ids(g: &serde_json::Value) -> Vec<Vec<u32>> {
+    g["input_ids"]
         .as_array()
         .unwrap()
         .iter()
@@ -39,17 +40,26 @@ fn tiny_siglip_matches_transformers() {
                 .map(|v| v.as_u64().unwrap() as u32)
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// The golden file's preprocessed pixels `[N, 3, S, S]`.
+fn golden_pixels(g: &serde_json::Value, side: usize) -> Tensor {
     let n_images = g["images"].as_array().unwrap().len();
-    let side = model.config().image_size();
-    let pixels = Tensor::from_vec(
+    Tensor::from_vec(
         flat(&g["pixel_values"]),
         (n_images, 3, side, side),
         &Device::Cpu,
     )
-    .unwrap();
+    .unwrap()
+}
 
-    let text = model.text_features(&ids).unwrap();
+#[test]
+fn tiny_siglip_matches_transformers() {
+    let model = load();
+    let g = golden("tiny-siglip.json");
+    let pixels = golden_pixels(&g, model.config().image_size());
+    let text = model.text_features(&golden_ids(&g)).unwrap();
     within(
         "text features",
         relative_error(&values(&text), &flat(&g["text_features"])),
@@ -81,6 +91,44 @@ fn tiny_siglip_matches_transformers() {
     );
     let probs: Vec<f32> = logits.iter().map(|l| 1.0 / (1.0 + (-l).exp())).collect();
     within("sigmoid probs", relative_error(&probs, &flat(&g["probs"])));
+}
+
+/// The fused CPU towers equal transformers': the text tower (bidirectional blocks, last
+/// position, head) and the image tower (patch bias, no class token, attention-pooling head);
+/// with bf16 products (where the CPU has them) the image tower stays within bf16 rounding and is
+/// not secretly f32.
+#[test]
+fn fused_siglip_towers_match_transformers() {
+    let g = golden("tiny-siglip.json");
+    let expected = flat(&g["image_features"]);
+    let fused = load_with(ImageEncoderKind::Fused);
+    assert_eq!(fused.image_encoder_kind(), ImageEncoderKind::Fused);
+    let text = fused.text_features(&golden_ids(&g)).unwrap();
+    within(
+        "fused text features",
+        relative_error(&values(&text), &flat(&g["text_features"])),
+    );
+    let err = fused.text_features(&[vec![300; 64]]).unwrap_err();
+    assert!(err.to_string().contains("outside the vocabulary"), "{err}");
+    let pixels = golden_pixels(&g, fused.config().image_size());
+    let f32_features = values(&fused.image_features(&pixels).unwrap());
+    within(
+        "fused image features",
+        relative_error(&f32_features, &expected),
+    );
+    if !clip_audit::model::bf16::available() {
+        eprintln!("bf16 kernel not available on this CPU: checked the f32 fused tower only");
+        return;
+    }
+    let bf16 = values(
+        &load_with(ImageEncoderKind::FusedBf16)
+            .image_features(&pixels)
+            .unwrap(),
+    );
+    let e = relative_error(&bf16, &expected);
+    eprintln!("tiny-siglip: bf16 fused image features: relative error {e:.2e}");
+    assert!(e < 1e-2, "bf16 image features off by {e}");
+    assert_ne!(bf16, f32_features, "bf16 gave exactly the f32 result");
 }
 
 #[test]
@@ -444,6 +492,40 @@ fn a_folder_with_only_spiece_model_classifies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("tokenizer.json") && stderr.contains("spiece.model"),
+        "{stderr}"
+    );
+}
+
+/// A prompt holding one of the pieces `SiglipTokenizer` splits out as special tokens (`</s>`,
+/// `<unk>`, `<pad>`) is refused by name (exit 2) rather than tokenised differently from
+/// transformers; other angle-bracket text is ordinary punctuation (ids in the golden file).
+#[test]
+fn spiece_prompts_with_special_pieces_are_refused_by_name() {
+    let tokenizer = clip_audit::model::siglip_tokenizer::SiglipTokenizer::from_file(
+        &fixture("tiny-siglip-spiece/spiece.model"),
+        64,
+        256,
+        1,
+    )
+    .unwrap();
+    for piece in ["</s>", "<unk>", "<pad>"] {
+        let prompt = format!("a photo of a {piece} thief");
+        let err = tokenizer.encode(&prompt).unwrap_err().to_string();
+        assert!(err.contains(&prompt) && err.contains(piece), "{err}");
+    }
+    assert!(tokenizer.encode("a photo of a <s> dog").is_ok());
+    let dir = fixture("tiny-siglip-spiece");
+    let out = clip_audit()
+        .args(["classify", "--model"])
+        .arg(&dir)
+        .args(["--label", "white man", "--label", "a </s> thief"])
+        .arg(fixture("images/square_448.jpg"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("</s>") && stderr.contains("special token"),
         "{stderr}"
     );
 }

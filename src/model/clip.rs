@@ -8,10 +8,9 @@
 use candle_core::{D, DType, IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, Embedding, LayerNorm, Linear, VarBuilder};
 
-use std::sync::{Mutex, OnceLock};
-
 use super::config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig};
 use super::fused::FusedVisionEncoder;
+use super::lazy_tower::LazyTower;
 
 struct Attention {
     q_proj: Linear,
@@ -330,9 +329,7 @@ enum ImageTower {
 /// come from the cache never loads it.
 pub struct ClipModel {
     text_model: ClipTextTransformer,
-    image_tower: OnceLock<ImageTower>,
-    /// The weights the image tower is built from, until it is.
-    pending_image_tower: Mutex<Option<VarBuilder<'static>>>,
+    image_tower: LazyTower<ImageTower>,
     image_encoder: ImageEncoderKind,
     text_projection: Linear,
     logit_scale: f32,
@@ -363,8 +360,7 @@ impl ClipModel {
             .to_scalar::<f32>()?;
         Ok(Self {
             text_model: ClipTextTransformer::new(vb.pp("text_model"), t)?,
-            image_tower: OnceLock::new(),
-            pending_image_tower: Mutex::new(Some(vb.clone())),
+            image_tower: LazyTower::new(vb.clone()),
             image_encoder,
             text_projection: candle_nn::linear_no_bias(
                 t.hidden_size,
@@ -412,41 +408,30 @@ impl ClipModel {
 
     /// The image tower, built from the weights on the first call.
     fn image_tower(&self) -> Result<&ImageTower> {
-        if let Some(tower) = self.image_tower.get() {
-            return Ok(tower);
-        }
-        let mut pending = self.pending_image_tower.lock().map_err(|_| {
-            candle_core::Error::Msg("image tower: a loading thread panicked".into())
-        })?;
-        if let Some(tower) = self.image_tower.get() {
-            return Ok(tower);
-        }
-        let vb = pending.take().ok_or_else(|| {
-            candle_core::Error::Msg("image tower: loading the weights failed earlier".into())
-        })?;
-        let config = &self.config;
-        let v = &config.vision_config;
-        let tower = match self.image_encoder {
-            ImageEncoderKind::Candle => ImageTower::Candle {
-                vision: ClipVisionTransformer::new(
-                    vb.pp("vision_model"),
-                    v,
-                    config.vision_positions(),
-                )?,
-                projection: candle_nn::linear_no_bias(
-                    v.hidden_size,
-                    config.projection_dim,
-                    vb.pp("visual_projection"),
-                )?,
-            },
-            ImageEncoderKind::Fused => {
-                ImageTower::Fused(FusedVisionEncoder::load(&vb, config, false)?)
-            }
-            ImageEncoderKind::FusedBf16 => {
-                ImageTower::Fused(FusedVisionEncoder::load(&vb, config, true)?)
-            }
-        };
-        Ok(self.image_tower.get_or_init(|| tower))
+        self.image_tower.get(|vb| {
+            let config = &self.config;
+            let v = &config.vision_config;
+            Ok(match self.image_encoder {
+                ImageEncoderKind::Candle => ImageTower::Candle {
+                    vision: ClipVisionTransformer::new(
+                        vb.pp("vision_model"),
+                        v,
+                        config.vision_positions(),
+                    )?,
+                    projection: candle_nn::linear_no_bias(
+                        v.hidden_size,
+                        config.projection_dim,
+                        vb.pp("visual_projection"),
+                    )?,
+                },
+                ImageEncoderKind::Fused => {
+                    ImageTower::Fused(FusedVisionEncoder::load(&vb, config, false)?)
+                }
+                ImageEncoderKind::FusedBf16 => {
+                    ImageTower::Fused(FusedVisionEncoder::load(&vb, config, true)?)
+                }
+            })
+        })
     }
 
     /// Projected (unnormalised) text features `[B, P]` for equal-length token id rows.

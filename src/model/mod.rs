@@ -10,6 +10,7 @@ pub mod config;
 pub mod fused;
 mod header_check;
 pub mod kernels;
+mod lazy_tower;
 pub mod openclip;
 pub mod preprocess;
 pub mod request;
@@ -370,7 +371,7 @@ impl LoadedModel {
             }
         })?;
         Ok(Self {
-            towers: Towers::Clip(clip),
+            towers: Towers::Clip(Box::new(clip)),
             tokenizer: TextTokenizer::Clip(tokenizer),
             preprocess,
             files,
@@ -380,7 +381,7 @@ impl LoadedModel {
         })
     }
 
-    /// Loads a SigLIP checkpoint (its image tower is candle's, in f32).
+    /// Loads a SigLIP checkpoint.
     fn load_siglip(
         files: ModelFiles,
         config_text: &str,
@@ -389,7 +390,17 @@ impl LoadedModel {
     ) -> Result<Self, ModelError> {
         let config =
             siglip::SiglipConfig::from_json_str(config_text, &files.config.display().to_string())?;
-        let model = siglip::SiglipModel::with_config(config, &files.weights, device)?;
+        // an activation the fused tower does not implement is computed by candle's
+        let options = match config.vision_shape() {
+            Some(_) => *options,
+            None => LoadOptions {
+                image_encoder: Some(ImageEncoderKind::Candle),
+                ..*options
+            },
+        };
+        let compute = compute_plan(&options, device)?;
+        let model =
+            siglip::SiglipModel::with_config(config, &files.weights, device, compute.encoder)?;
         let side = model.config().image_size();
         let preprocess = match &files.preprocessor {
             Some(path) => PreprocessConfig::from_file(path)?,
@@ -417,17 +428,13 @@ impl LoadedModel {
             text.vocab_size,
             text.pad_token_id,
         )?;
-        let candle_only = LoadOptions {
-            image_encoder: Some(ImageEncoderKind::Candle),
-            ..*options
-        };
         Ok(Self {
-            towers: Towers::Siglip(model),
+            towers: Towers::Siglip(Box::new(model)),
             tokenizer: TextTokenizer::Siglip(tokenizer),
             preprocess,
             files,
             device: device.clone(),
-            compute: compute_plan(&candle_only, device)?,
+            compute,
             family: Family::Siglip,
         })
     }

@@ -15,7 +15,10 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::siglip;
 
 use super::ModelError;
-use super::config::ConfigError;
+use super::clip::ImageEncoderKind;
+use super::config::{Activation, ConfigError};
+use super::fused::{EncoderShape, FusedTextEncoder, FusedVisionEncoder, VisionShape};
+use super::lazy_tower::LazyTower;
 
 /// A SigLIP checkpoint's configuration, validated.
 #[derive(Debug, Clone)]
@@ -150,6 +153,34 @@ impl SiglipConfig {
         self.towers.vision_config.image_size
     }
 
+    /// The image tower's shape for the fused CPU tower; `None` for an activation it does not
+    /// implement (the candle tower computes those).
+    pub fn vision_shape(&self) -> Option<VisionShape> {
+        let v = &self.towers.vision_config;
+        Some(VisionShape {
+            encoder: encoder_shape(
+                (v.hidden_size, v.num_attention_heads, v.intermediate_size),
+                v.num_hidden_layers,
+                v.hidden_act,
+                v.layer_norm_eps,
+            )?,
+            channels: v.num_channels,
+            image_size: v.image_size,
+            patch: v.patch_size,
+        })
+    }
+
+    /// The text tower's shape for the fused CPU tower; `None` as for [`Self::vision_shape`].
+    pub fn text_shape(&self) -> Option<EncoderShape> {
+        let t = &self.towers.text_config;
+        encoder_shape(
+            (t.hidden_size, t.num_attention_heads, t.intermediate_size),
+            t.num_hidden_layers,
+            t.hidden_act,
+            t.layer_norm_eps,
+        )
+    }
+
     /// Tokens per prompt: prompts are padded (or cut) to this length.
     pub fn context_length(&self) -> usize {
         self.towers.text_config.max_position_embeddings
@@ -218,6 +249,32 @@ impl SiglipConfig {
     }
 }
 
+/// A fused encoder's shape from (width, heads, MLP width), depth, activation and epsilon;
+/// `None` for an activation the fused kernels do not implement.
+fn encoder_shape(
+    (width, heads, intermediate): (usize, usize, usize),
+    layers: usize,
+    activation: candle_nn::Activation,
+    eps: f64,
+) -> Option<EncoderShape> {
+    let activation = match activation {
+        candle_nn::Activation::Gelu => Activation::Gelu,
+        candle_nn::Activation::NewGelu | candle_nn::Activation::GeluPytorchTanh => {
+            Activation::GeluTanh
+        }
+        candle_nn::Activation::Relu => Activation::Relu,
+        _ => return None,
+    };
+    Some(EncoderShape {
+        width,
+        heads,
+        intermediate,
+        layers,
+        activation,
+        eps,
+    })
+}
+
 /// Refuses settings the towers do not implement, naming the field: a text projection to another
 /// width than the text tower's, and a vision tower without its pooling head.
 fn check_unsupported(value: &serde_json::Value, file: &str) -> Result<(), ConfigError> {
@@ -280,9 +337,30 @@ fn push_encoder(
     }
 }
 
+/// The text tower in the form it is computed in.
+enum TextTower {
+    /// candle-transformers' text model (any device).
+    Candle(siglip::TextModel),
+    /// The fused CPU tower (built with a fused image tower).
+    Fused(Box<FusedTextEncoder>),
+}
+
+/// The image tower in the form it is computed in.
+enum ImageTower {
+    /// candle-transformers' vision model with its pooling head (any device).
+    Candle(siglip::VisionModel),
+    /// The fused CPU tower.
+    Fused(FusedVisionEncoder),
+}
+
 /// A loaded SigLIP checkpoint.
+///
+/// The image tower is built from the weights on first use, so a run whose image embeddings all
+/// come from the cache never loads it.
 pub struct SiglipModel {
-    model: siglip::Model,
+    text_tower: TextTower,
+    image_tower: LazyTower<ImageTower>,
+    image_encoder: ImageEncoderKind,
     config: SiglipConfig,
     /// `exp(logit_scale)`.
     logit_scale: f32,
@@ -291,7 +369,8 @@ pub struct SiglipModel {
 }
 
 impl SiglipModel {
-    /// Reads `config.json`, then the weights (see [`Self::with_config`]).
+    /// Reads `config.json`, then the weights (see [`Self::with_config`]), with the candle image
+    /// tower.
     pub fn load(config_file: &Path, weights: &Path, device: &Device) -> Result<Self, ModelError> {
         let text =
             crate::input_file::read_regular_text(config_file).map_err(|source| ModelError::Io {
@@ -299,15 +378,17 @@ impl SiglipModel {
                 source,
             })?;
         let config = SiglipConfig::from_json_str(&text, &config_file.display().to_string())?;
-        Self::with_config(config, weights, device)
+        Self::with_config(config, weights, device, ImageEncoderKind::Candle)
     }
 
     /// Loads `model.safetensors` for an already read configuration, checking every tensor's
-    /// presence and shape against it before loading.
+    /// presence and shape against it before loading; the image tower is `image_encoder` (a fused
+    /// one needs the CPU and an activation [`SiglipConfig::vision_shape`] covers).
     pub fn with_config(
         config: SiglipConfig,
         weights: &Path,
         device: &Device,
+        image_encoder: ImageEncoderKind,
     ) -> Result<Self, ModelError> {
         // SAFETY: the file is mapped read-only; clip-audit never writes checkpoint files, and a
         // file truncated underneath us is a user error outside what any loader can guard against.
@@ -323,9 +404,18 @@ impl SiglipModel {
             |name| shapes.get(name).cloned(),
             weights,
         )?;
+        if image_encoder != ImageEncoderKind::Candle && config.vision_shape().is_none() {
+            return Err(candle_error(
+                weights,
+                "building the SigLIP image tower",
+                candle_core::Error::Msg(
+                    "the fused image tower does not implement this vision_config.hidden_act".into(),
+                ),
+            ));
+        }
         let vb = VarBuilder::from_backend(Box::new(tensors), DType::F32, device.clone());
-        let model = siglip::Model::new(&config.towers, vb.clone())
-            .map_err(|source| candle_error(weights, "building the SigLIP towers", source))?;
+        let text_tower = text_tower(&config, &vb, image_encoder)
+            .map_err(|source| candle_error(weights, "building the SigLIP text tower", source))?;
         let scalar = |name: &str| -> Result<f32, ModelError> {
             vb.get(1, name)
                 .and_then(|t| t.to_vec1::<f32>())
@@ -335,7 +425,9 @@ impl SiglipModel {
         Ok(SiglipModel {
             logit_scale: scalar("logit_scale")?.exp(),
             logit_bias: scalar("logit_bias")?,
-            model,
+            text_tower,
+            image_tower: LazyTower::new(vb.pp("vision_model")),
+            image_encoder,
             config,
             device: device.clone(),
         })
@@ -356,6 +448,35 @@ impl SiglipModel {
         self.logit_bias
     }
 
+    /// Which image tower this model computes with.
+    pub fn image_encoder_kind(&self) -> ImageEncoderKind {
+        self.image_encoder
+    }
+
+    /// Builds the image tower now rather than on first use (so its cost shows up in load time).
+    pub fn load_image_tower(&self) -> candle_core::Result<()> {
+        self.image_tower().map(|_| ())
+    }
+
+    /// The image tower, built from the weights on the first call.
+    fn image_tower(&self) -> candle_core::Result<&ImageTower> {
+        self.image_tower.get(|vision| {
+            let v = &self.config.towers.vision_config;
+            let shape = self.config.vision_shape();
+            Ok(match (self.image_encoder, shape) {
+                (ImageEncoderKind::Candle, _) | (_, None) => {
+                    ImageTower::Candle(siglip::VisionModel::new(v, true, vision)?)
+                }
+                (ImageEncoderKind::Fused, Some(shape)) => {
+                    ImageTower::Fused(FusedVisionEncoder::load_siglip(&vision, shape, false)?)
+                }
+                (ImageEncoderKind::FusedBf16, Some(shape)) => {
+                    ImageTower::Fused(FusedVisionEncoder::load_siglip(&vision, shape, true)?)
+                }
+            })
+        })
+    }
+
     /// Projected text features `[N, D]` (not normalised) of token ids, each exactly
     /// [`SiglipConfig::context_length`] long (padded by the tokenizer).
     pub fn text_features(&self, ids: &[Vec<u32>]) -> candle_core::Result<Tensor> {
@@ -366,15 +487,51 @@ impl SiglipModel {
                 bad.len()
             );
         }
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        let input = Tensor::from_vec(flat, (ids.len(), length), &self.device)?;
-        self.model.get_text_features(&input)
+        match &self.text_tower {
+            TextTower::Candle(text) => {
+                let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+                Tensor::from_vec(flat, (ids.len(), length), &self.device)?.apply(text)
+            }
+            TextTower::Fused(text) => {
+                let features = text.forward(ids)?;
+                Tensor::from_vec(
+                    features,
+                    (ids.len(), self.config.embedding_dim()),
+                    &self.device,
+                )
+            }
+        }
     }
 
     /// Pooled image features `[B, D]` (not normalised) of preprocessed pixels `[B, 3, S, S]`.
     pub fn image_features(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
-        self.model.get_image_features(pixels)
+        match self.image_tower()? {
+            ImageTower::Candle(vision) => pixels.apply(vision),
+            ImageTower::Fused(fused) => fused.forward(pixels),
+        }
     }
+}
+
+/// The text tower: fused on the CPU when the image tower is (and its activation is covered),
+/// candle's otherwise.
+fn text_tower(
+    config: &SiglipConfig,
+    vb: &VarBuilder<'static>,
+    image_encoder: ImageEncoderKind,
+) -> candle_core::Result<TextTower> {
+    let t = &config.towers.text_config;
+    let vb = vb.pp("text_model");
+    Ok(match (image_encoder, config.text_shape()) {
+        (ImageEncoderKind::Fused | ImageEncoderKind::FusedBf16, Some(shape)) => {
+            TextTower::Fused(Box::new(FusedTextEncoder::load_siglip(
+                &vb,
+                shape,
+                t.vocab_size,
+                t.max_position_embeddings,
+            )?))
+        }
+        _ => TextTower::Candle(siglip::TextModel::new(t, vb)?),
+    })
 }
 
 /// A candle error with the file and what was being done.

@@ -20,6 +20,9 @@ pub struct SiglipTokenizer {
     inner: tokenizers::Tokenizer,
     /// Whether prompts are canonicalised first (`SiglipTokenizer` over `spiece.model`).
     canonical: bool,
+    /// Pieces `SiglipTokenizer` splits out of a prompt as special tokens before canonicalising
+    /// (`</s>`, the unknown piece and the pad piece); a prompt containing one is refused.
+    reserved: Vec<String>,
 }
 
 impl SiglipTokenizer {
@@ -48,10 +51,12 @@ impl SiglipTokenizer {
             "limit for text inputs",
         )
         .map_err(|e| load(e.to_string()))?;
-        let mut inner = if canonical {
+        let (mut inner, mut reserved) = if canonical {
             spiece_tokenizer(&bytes).map_err(load)?
         } else {
-            tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| load(e.to_string()))?
+            let inner =
+                tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| load(e.to_string()))?;
+            (inner, Vec::new())
         };
         let size = inner.get_vocab_size(true);
         if size > vocab_size {
@@ -61,6 +66,9 @@ impl SiglipTokenizer {
             )));
         }
         let pad_token = inner.id_to_token(pad_id).unwrap_or_default();
+        if canonical && !pad_token.is_empty() && !reserved.contains(&pad_token) {
+            reserved.push(pad_token.clone());
+        }
         inner
             .with_truncation(Some(TruncationParams {
                 max_length: context_length,
@@ -73,12 +81,25 @@ impl SiglipTokenizer {
             pad_token,
             ..PaddingParams::default()
         }));
-        Ok(SiglipTokenizer { inner, canonical })
+        Ok(SiglipTokenizer {
+            inner,
+            canonical,
+            reserved,
+        })
     }
 
     /// Token ids of one prompt, exactly the context length long.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
         let canonical;
+        if let Some(piece) = self.reserved.iter().find(|p| text.contains(p.as_str())) {
+            return Err(TokenizerError::Encode {
+                text: text.to_string(),
+                reason: format!(
+                    "it contains `{piece}`, which SiglipTokenizer reads as a special token, not \
+                     as text (the ids would not be the prompt's words); reword the prompt"
+                ),
+            });
+        }
         let input = if self.canonical {
             canonical = spiece::canonicalize(text);
             canonical.as_str()
@@ -101,8 +122,9 @@ impl SiglipTokenizer {
     }
 }
 
-/// The tokenizer of a `spiece.model`'s bytes, ending every prompt with its `</s>` piece.
-fn spiece_tokenizer(bytes: &[u8]) -> Result<tokenizers::Tokenizer, String> {
+/// The tokenizer of a `spiece.model`'s bytes, ending every prompt with its `</s>` piece, and the
+/// special pieces (`</s>`, the unknown piece) a prompt must not contain.
+fn spiece_tokenizer(bytes: &[u8]) -> Result<(tokenizers::Tokenizer, Vec<String>), String> {
     let model = SpieceModel::parse(bytes)?;
     let eos = model.id_of(spiece::EOS_PIECE).ok_or_else(|| {
         format!(
@@ -110,5 +132,10 @@ fn spiece_tokenizer(bytes: &[u8]) -> Result<tokenizers::Tokenizer, String> {
             spiece::EOS_PIECE
         )
     })?;
-    model.tokenizer(eos)
+    let mut reserved = vec![spiece::EOS_PIECE.to_string()];
+    let unknown = &model.pieces[model.unk_id].piece;
+    if !reserved.contains(unknown) {
+        reserved.push(unknown.clone());
+    }
+    Ok((model.tokenizer(eos)?, reserved))
 }

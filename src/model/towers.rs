@@ -83,9 +83,9 @@ impl Scoring {
 /// A loaded model's two towers, of whichever family.
 pub enum Towers {
     /// A CLIP checkpoint.
-    Clip(ClipModel),
+    Clip(Box<ClipModel>),
     /// A SigLIP checkpoint.
-    Siglip(SiglipModel),
+    Siglip(Box<SiglipModel>),
 }
 
 impl Towers {
@@ -142,19 +142,19 @@ impl Towers {
         }
     }
 
-    /// The image tower computed with (SigLIP's is always candle's).
+    /// The image tower computed with.
     pub fn image_encoder_kind(&self) -> ImageEncoderKind {
         match self {
             Towers::Clip(clip) => clip.image_encoder_kind(),
-            Towers::Siglip(_) => ImageEncoderKind::Candle,
+            Towers::Siglip(siglip) => siglip.image_encoder_kind(),
         }
     }
 
-    /// Builds a lazily loaded image tower now (CLIP's; SigLIP's is built at load).
+    /// Builds the lazily loaded image tower now (so its cost shows up in load time).
     pub fn load_image_tower(&self) -> Result<()> {
         match self {
             Towers::Clip(clip) => clip.load_image_tower(),
-            Towers::Siglip(_) => Ok(()),
+            Towers::Siglip(siglip) => siglip.load_image_tower(),
         }
     }
 }
