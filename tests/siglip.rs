@@ -381,36 +381,44 @@ fn classify_and_run_use_the_siglip_family_and_say_so() {
     assert_eq!(run["classified"], 42);
 }
 
-/// A config.json of another family is an exit-2 error naming the file and `model_type`.
+/// A config.json of another family is an exit-2 error naming the file and `model_type`; SigLIP
+/// 2's NaFlex model says what it is.
 #[test]
 fn an_unknown_model_type_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
-        std::fs::copy(
-            fixture(&format!("tiny-siglip/{file}")),
-            dir.path().join(file),
+    for (model_type, says) in [("blip", "blip"), ("siglip2", "NaFlex")] {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+            std::fs::copy(
+                fixture(&format!("tiny-siglip/{file}")),
+                dir.path().join(file),
+            )
+            .unwrap();
+        }
+        let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            text.replace(
+                "\"model_type\": \"siglip\"",
+                &format!("\"model_type\": \"{model_type}\""),
+            ),
         )
         .unwrap();
+        let out = clip_audit()
+            .args(["classify", "--model"])
+            .arg(dir.path())
+            .args(["--label", "cat"])
+            .arg(fixture("images/square_448.jpg"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("config.json")
+                && stderr.contains("model_type")
+                && stderr.contains(says),
+            "{stderr}"
+        );
     }
-    let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        text.replace("\"model_type\": \"siglip\"", "\"model_type\": \"blip\""),
-    )
-    .unwrap();
-    let out = clip_audit()
-        .args(["classify", "--model"])
-        .arg(dir.path())
-        .args(["--label", "cat"])
-        .arg(fixture("images/square_448.jpg"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("config.json") && stderr.contains("model_type") && stderr.contains("blip"),
-        "{stderr}"
-    );
 }
 
 /// A SentencePiece `spiece.model` (what the google/siglip-* repositories ship) gives the ids of

@@ -449,13 +449,21 @@ fn family_of(config_text: &str, config_file: &Path) -> Result<Family, ModelError
     };
     let model_type = value.get("model_type").and_then(|t| t.as_str());
     Family::of_model_type(model_type).map_err(|other| {
+        let reason = if other == "siglip2" {
+            "\"siglip2\" is SigLIP 2's NaFlex model (Siglip2Model: variable-resolution patch \
+             sequences), which clip-audit does not read; the fixed-resolution SigLIP 2 checkpoints \
+             (model_type \"siglip\") load"
+                .to_string()
+        } else {
+            format!(
+                "{other:?} is not a family clip-audit reads (\"clip\" for CLIPModel, \"siglip\" \
+                 for SiglipModel)"
+            )
+        };
         ModelError::Config(config::ConfigError::Invalid {
             file: config_file.display().to_string(),
             field: "model_type",
-            reason: format!(
-                "{other:?} is not a family clip-audit reads (\"clip\" for CLIPModel, \"siglip\" \
-                 for SiglipModel)"
-            ),
+            reason,
         })
     })
 }
