@@ -250,9 +250,15 @@ impl ReportTables {
         crate::report_folder::require_complete(dir)?;
         let groups = dir.join("groups.csv");
         if !groups.is_file() {
+            let reason = if dir.join("retrieval.csv").is_file() {
+                "missing: this is a `retrieval` report; `check` reads the reports of `run` and \
+                 `aggregate`"
+            } else {
+                "missing: not a clip-audit report folder"
+            };
             return Err(CheckError::File {
                 path: groups,
-                reason: "missing: not a clip-audit report folder".into(),
+                reason: reason.into(),
             });
         }
         let rates = read_rates(&groups)?;

@@ -45,6 +45,16 @@ impl ZeroShotClassifier {
         }
     }
 
+    /// The same labels and class embeddings under another scoring (unit softmax scale: the
+    /// logits are the cosine similarities, as retrieval ranks by).
+    pub fn rescored(&self, scoring: Scoring) -> ZeroShotClassifier {
+        ZeroShotClassifier {
+            labels: self.labels.clone(),
+            class_embeddings: self.class_embeddings.clone(),
+            scoring,
+        }
+    }
+
     /// How similarities become logits and probabilities.
     pub fn scoring(&self) -> Scoring {
         self.scoring

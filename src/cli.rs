@@ -10,8 +10,10 @@ use clip_audit::commands::aggregate::AggregateOptions;
 use clip_audit::commands::bench::{BenchOptions, Preset};
 use clip_audit::commands::check::CheckOptions;
 use clip_audit::commands::classify::ClassifyOptions;
+use clip_audit::commands::retrieval::RetrievalOptions;
 use clip_audit::commands::run::{CacheChoice, RunOptions};
 use clip_audit::images::{DEFAULT_MAX_IMAGE_PIXELS, ImageLimits};
+use clip_audit::metrics::retrieval::Target;
 use clip_audit::metrics::{GroupingRequest, Intersection, ReferenceGroup};
 use clip_audit::model::{ComputeDtype, DeviceChoice, ModelName, ModelRequest, SourceOptions};
 
@@ -35,6 +37,8 @@ pub enum Command {
     Run(RunArgs),
     /// Compute the audit report from an existing predictions file (any classifier, or shards).
     Aggregate(AggregateArgs),
+    /// Measure text-to-image retrieval bias (MaxSkew, MinSkew, NDKL, Bias@k) per probe class.
+    Retrieval(RetrievalArgs),
     /// Gate CI on fairness rules: exit 0 when every rule holds, 1 when one fails, 2 on errors.
     Check(CheckArgs),
     /// Check and inspect probe sets.
@@ -302,6 +306,75 @@ pub struct RunArgs {
     pub image_limits: ImageLimitArgs,
 }
 
+/// Options of `clip-audit retrieval`.
+#[derive(Debug, Args)]
+pub struct RetrievalArgs {
+    /// Probe set (TOML): each class is one text query, embedded with its templates.
+    #[arg(long, value_name = "FILE")]
+    pub probe: PathBuf,
+
+    /// Dataset spec (TOML, see datasets/) or a FairFace-style label CSV: the images ranked.
+    #[arg(long, value_name = "FILE")]
+    pub dataset: PathBuf,
+
+    /// The checkpoint.
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Report folder to write (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Attributes to measure, comma-separated (default: every attribute of the dataset).
+    #[arg(long, value_name = "ATTRS", value_delimiter = ',')]
+    pub by: Vec<String>,
+
+    /// Cut-offs of the top-k measures, comma-separated; each at least 1 and at most the number
+    /// of images ranked.
+    #[arg(long = "k", value_name = "K,...", value_delimiter = ',', default_value = "10,100,1000",
+          value_parser = at_least_one)]
+    pub ks: Vec<usize>,
+
+    /// Target distribution: `uniform` (every group present equally likely) or `dataset` (each
+    /// group's share of the ranked images).
+    #[arg(long, value_enum, default_value_t = TargetArg::Uniform)]
+    pub target: TargetArg,
+
+    /// Images encoded per forward pass.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = at_least_one)]
+    pub batch: usize,
+
+    /// Fail on the first missing or undecodable image instead of skipping and listing it.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Fail (exit 2, no report) when more than this fraction of the records, 0 to 1, is skipped.
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction)]
+    pub max_skipped: Option<f64>,
+
+    /// Folder of the embedding cache (default as for `run`): after a `run` on the same images
+    /// and model, nothing is encoded again.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the embedding cache: encode every image.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Bounds on each image.
+    #[command(flatten)]
+    pub image_limits: ImageLimitArgs,
+}
+
+/// `--target` of `retrieval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    /// Every group present in the ranked images equally likely.
+    Uniform,
+    /// Each group's share of the ranked images.
+    Dataset,
+}
+
 /// Options of `clip-audit aggregate`.
 #[derive(Debug, Args)]
 pub struct AggregateArgs {
@@ -446,6 +519,36 @@ impl RunArgs {
             strict: self.strict,
             max_skipped: self.max_skipped,
             predictions_csv: self.predictions_csv,
+            cache,
+            image_limits: ImageLimits::new(self.image_limits.max_image_pixels),
+            command,
+        }
+    }
+}
+
+impl RetrievalArgs {
+    /// The options of `retrieval`; `command` is the command line recorded in `run.json`.
+    pub fn options(self, command: Vec<String>) -> RetrievalOptions {
+        let dtype = self.model.dtype;
+        let cache = match (self.no_cache, self.cache_dir) {
+            (true, _) => CacheChoice::Off,
+            (false, Some(dir)) => CacheChoice::Dir(dir),
+            (false, None) => CacheChoice::Default,
+        };
+        RetrievalOptions {
+            probe: self.probe,
+            dataset: self.dataset,
+            model: self.model.request(dtype),
+            out: self.out,
+            by: self.by,
+            ks: self.ks,
+            target: match self.target {
+                TargetArg::Uniform => Target::Uniform,
+                TargetArg::Dataset => Target::Dataset,
+            },
+            batch_size: self.batch,
+            strict: self.strict,
+            max_skipped: self.max_skipped,
             cache,
             image_limits: ImageLimits::new(self.image_limits.max_image_pixels),
             command,

@@ -15,6 +15,7 @@ use clip_audit::commands::OutputFormat;
 use clip_audit::commands::aggregate::AggregateOptions;
 use clip_audit::commands::bench::BenchOptions;
 use clip_audit::commands::classify::ClassifyOptions;
+use clip_audit::commands::retrieval::RetrievalOptions;
 use clip_audit::commands::run::RunOptions;
 
 mod cli;
@@ -82,6 +83,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => audit(args.options(command_line())),
         Command::Aggregate(args) => aggregate(args.options(command_line())),
+        Command::Retrieval(args) => retrieval(args.options(command_line())),
         Command::Check(args) => {
             let outcome = commands::check::run(&args.options())?;
             let code = if outcome.passed {
@@ -125,6 +127,23 @@ fn audit(options: RunOptions) -> anyhow::Result<ExitCode> {
     say!(
         "classified {} images, skipped {}; report in {}",
         summary.classified,
+        summary.skipped,
+        summary.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `retrieval`: the audit with a progress display; warnings and a summary line on standard error.
+fn retrieval(options: RetrievalOptions) -> anyhow::Result<ExitCode> {
+    let progress = progress::TerminalProgress::new();
+    let summary = commands::retrieval::run(&options, &progress).context("retrieval")?;
+    progress.finish();
+    for warning in &summary.warnings {
+        say!("warning: {warning}");
+    }
+    say!(
+        "ranked {} images, skipped {}; report in {}",
+        summary.ranked,
         summary.skipped,
         summary.out.display()
     );

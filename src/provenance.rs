@@ -39,6 +39,8 @@ pub enum ReportKind {
     Run,
     /// `clip-audit aggregate`: existing predictions tabulated.
     Aggregate,
+    /// `clip-audit retrieval`: text-to-image retrieval bias.
+    Retrieval,
 }
 
 /// Everything `run.json` records about how a report was made. Every key is always present;

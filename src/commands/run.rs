@@ -105,7 +105,13 @@ pub fn run(options: &RunOptions, progress: &dyn RunProgress) -> anyhow::Result<R
     let mut warnings = Vec::new();
     let prepared = prepare(options, progress, &mut warnings)?;
     let stage = StagedReport::begin(&options.out, &options.command.join(" "))?;
-    let loaded = load(options, &prepared.probe, progress, &mut warnings)?;
+    let loaded = load(
+        &options.model,
+        &options.cache,
+        &prepared.probe,
+        progress,
+        &mut warnings,
+    )?;
     clock.loaded = clock.elapsed();
     progress.total(prepared.counts.items);
     progress.phase("classifying");
@@ -195,28 +201,29 @@ fn prepare(
 }
 
 /// The model, its embedding cache, the class embeddings and the model files' hashes.
-struct Loaded {
-    model: LoadedModel,
-    cache: Option<EmbeddingCache>,
-    classifier: ZeroShotClassifier,
-    hashes: ModelHashes,
+pub(super) struct Loaded {
+    pub(super) model: LoadedModel,
+    pub(super) cache: Option<EmbeddingCache>,
+    pub(super) classifier: ZeroShotClassifier,
+    pub(super) hashes: ModelHashes,
     /// Seconds spent embedding the probe's prompts.
-    prompts_s: f64,
+    pub(super) prompts_s: f64,
 }
 
-/// Loads the model and the cache, and embeds the probe's prompts.
-fn load(
-    options: &RunOptions,
+/// Loads the model and the cache, and embeds the probe's prompts (shared with `retrieval`).
+pub(super) fn load(
+    request: &ModelRequest,
+    cache: &CacheChoice,
     probe: &ProbeSet,
     progress: &dyn RunProgress,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<Loaded> {
     progress.phase("loading the model");
-    let model = options.model.load()?;
+    let model = request.load()?;
     if let Some(note) = &model.compute.note {
         warnings.push(note.clone());
     }
-    let (hashes, cache) = match cache_root(&options.cache, warnings) {
+    let (hashes, cache) = match cache_root(cache, warnings) {
         // The model files' hashes key the cache, so with a cache they are needed now (memoised
         // under the cache folder).
         Some(root) => {
@@ -251,14 +258,14 @@ fn load(
 }
 
 /// SHA-256 of the model files, computed up front or still being computed in the background.
-enum ModelHashes {
+pub(super) enum ModelHashes {
     Ready(BTreeMap<String, String>),
     Pending(std::thread::JoinHandle<Result<Vec<(String, String)>, ModelError>>),
 }
 
 impl ModelHashes {
     /// The hashes, waiting for the background computation if needed.
-    fn finish(self) -> anyhow::Result<BTreeMap<String, String>> {
+    pub(super) fn finish(self) -> anyhow::Result<BTreeMap<String, String>> {
         match self {
             ModelHashes::Ready(hashes) => Ok(hashes),
             ModelHashes::Pending(handle) => Ok(handle
@@ -528,7 +535,7 @@ fn run_record(
 }
 
 /// The model section of `run.json`.
-fn model_record(model: &LoadedModel, sha256: BTreeMap<String, String>) -> ModelRecord {
+pub(super) fn model_record(model: &LoadedModel, sha256: BTreeMap<String, String>) -> ModelRecord {
     let scoring = model.towers.scoring();
     let (logit_scale, logit_bias) = match scoring {
         Scoring::Softmax { scale } => (scale, None),
@@ -547,7 +554,7 @@ fn model_record(model: &LoadedModel, sha256: BTreeMap<String, String>) -> ModelR
 }
 
 /// What the embedding cache did, for `run.json`.
-fn cache_record(cache: &EmbeddingCache) -> CacheRecord {
+pub(super) fn cache_record(cache: &EmbeddingCache) -> CacheRecord {
     let stats = cache.stats();
     CacheRecord {
         dir: cache.dir().display().to_string(),
@@ -601,7 +608,7 @@ fn open_cache(
 }
 
 /// `part / whole` as a percentage with two decimals that never rounds to 0% or 100% falsely.
-fn percent(part: u64, whole: u64) -> String {
+pub(super) fn percent(part: u64, whole: u64) -> String {
     let value = if whole == 0 {
         0.0
     } else {

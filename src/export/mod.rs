@@ -11,6 +11,7 @@ mod csv;
 mod html;
 mod json;
 mod markdown;
+pub mod retrieval;
 mod skipped;
 mod view;
 

@@ -5,6 +5,7 @@
 pub mod disparity;
 pub mod rates;
 pub mod request;
+pub mod retrieval;
 
 use std::collections::BTreeMap;
 

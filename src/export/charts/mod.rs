@@ -8,6 +8,7 @@
 
 mod bars;
 mod heatmap;
+mod skew;
 mod style;
 
 use std::cell::OnceCell;
@@ -18,6 +19,7 @@ use plotters::prelude::*;
 
 use self::bars::Bars;
 use self::heatmap::Heatmap;
+pub(crate) use self::skew::SkewChart;
 use self::style::{DrawResult, font_ready};
 use super::view::{self, ChartSpec, Index, Layout};
 use super::{Artefact, ExportError, Exporter, Report};
@@ -99,6 +101,7 @@ fn paths(spec: &ChartSpec) -> (PathBuf, PathBuf) {
 enum Chart {
     Bars(Bars),
     Heatmap(Heatmap),
+    Skew(SkewChart),
 }
 
 /// Lays out the chart `spec` describes; errors name `path`.
@@ -127,6 +130,34 @@ fn build(report: &Report, spec: &ChartSpec, path: &Path) -> Result<Chart, Export
     })
 }
 
+/// A retrieval skew chart as `charts/<stem>.png` and `.svg` artefacts, and the SVG text for
+/// `report.html`.
+pub(crate) fn skew_chart(
+    chart: SkewChart,
+    stem: &str,
+) -> Result<(Vec<Artefact>, String), ExportError> {
+    let (png_path, svg_path) = (
+        Path::new("charts").join(format!("{stem}.png")),
+        Path::new("charts").join(format!("{stem}.svg")),
+    );
+    if !font_ready() {
+        return Err(ExportError::Chart {
+            path: png_path,
+            message: "the embedded font does not parse".into(),
+        });
+    }
+    let chart = Chart::Skew(chart);
+    let png = to_png(&chart, &png_path)?;
+    let svg = to_svg(&chart, &svg_path)?;
+    Ok((
+        vec![
+            Artefact::new(png_path, png),
+            Artefact::new(svg_path, svg.clone()),
+        ],
+        svg,
+    ))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rendering
 
@@ -136,6 +167,7 @@ impl Chart {
         match self {
             Chart::Bars(b) => b.size(),
             Chart::Heatmap(h) => h.size(),
+            Chart::Skew(s) => s.size(),
         }
     }
 
@@ -144,6 +176,7 @@ impl Chart {
         match self {
             Chart::Bars(b) => b.draw(root),
             Chart::Heatmap(h) => h.draw(root),
+            Chart::Skew(s) => s.draw(root),
         }
     }
 }
