@@ -291,15 +291,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub predictions_csv: bool,
 
-    /// Folder of the embedding cache, which lets a re-run on the same images and model skip
-    /// decoding and encoding (default: $CLIP_AUDIT_CACHE, else $XDG_CACHE_HOME/clip-audit, else
-    /// ~/.cache/clip-audit).
-    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
-    pub cache_dir: Option<PathBuf>,
-
-    /// Neither read nor write the embedding cache: encode every image.
-    #[arg(long)]
-    pub no_cache: bool,
+    /// The embedding cache.
+    #[command(flatten)]
+    pub cache: CacheArgs,
 
     /// Bounds on each image.
     #[command(flatten)]
@@ -352,18 +346,39 @@ pub struct RetrievalArgs {
     #[arg(long, value_name = "FRACTION", value_parser = parse_fraction)]
     pub max_skipped: Option<f64>,
 
-    /// Folder of the embedding cache (default as for `run`): after a `run` on the same images
-    /// and model, nothing is encoded again.
+    /// The embedding cache (shared with `run`: after a `run` on the same images and model,
+    /// nothing is encoded again).
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// Bounds on each image.
+    #[command(flatten)]
+    pub image_limits: ImageLimitArgs,
+}
+
+/// Where embeddings are cached (`run`, `retrieval`).
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Folder of the embedding cache, which lets a re-run on the same images and model skip
+    /// decoding and encoding (default: $CLIP_AUDIT_CACHE, else $XDG_CACHE_HOME/clip-audit, else
+    /// ~/.cache/clip-audit).
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     pub cache_dir: Option<PathBuf>,
 
     /// Neither read nor write the embedding cache: encode every image.
     #[arg(long)]
     pub no_cache: bool,
+}
 
-    /// Bounds on each image.
-    #[command(flatten)]
-    pub image_limits: ImageLimitArgs,
+impl CacheArgs {
+    /// The cache the flags choose.
+    fn choice(self) -> CacheChoice {
+        match (self.no_cache, self.cache_dir) {
+            (true, _) => CacheChoice::Off,
+            (false, Some(dir)) => CacheChoice::Dir(dir),
+            (false, None) => CacheChoice::Default,
+        }
+    }
 }
 
 /// `--target` of `retrieval`.
@@ -502,11 +517,6 @@ impl RunArgs {
     pub fn options(self, command: Vec<String>) -> RunOptions {
         let dtype = self.model.dtype;
         let (grouping, note) = self.grouping.request();
-        let cache = match (self.no_cache, self.cache_dir) {
-            (true, _) => CacheChoice::Off,
-            (false, Some(dir)) => CacheChoice::Dir(dir),
-            (false, None) => CacheChoice::Default,
-        };
         RunOptions {
             probe: self.probe,
             dataset: self.dataset,
@@ -519,7 +529,7 @@ impl RunArgs {
             strict: self.strict,
             max_skipped: self.max_skipped,
             predictions_csv: self.predictions_csv,
-            cache,
+            cache: self.cache.choice(),
             image_limits: ImageLimits::new(self.image_limits.max_image_pixels),
             command,
         }
@@ -530,11 +540,6 @@ impl RetrievalArgs {
     /// The options of `retrieval`; `command` is the command line recorded in `run.json`.
     pub fn options(self, command: Vec<String>) -> RetrievalOptions {
         let dtype = self.model.dtype;
-        let cache = match (self.no_cache, self.cache_dir) {
-            (true, _) => CacheChoice::Off,
-            (false, Some(dir)) => CacheChoice::Dir(dir),
-            (false, None) => CacheChoice::Default,
-        };
         RetrievalOptions {
             probe: self.probe,
             dataset: self.dataset,
@@ -549,7 +554,7 @@ impl RetrievalArgs {
             batch_size: self.batch,
             strict: self.strict,
             max_skipped: self.max_skipped,
-            cache,
+            cache: self.cache.choice(),
             image_limits: ImageLimits::new(self.image_limits.max_image_pixels),
             command,
         }
