@@ -166,7 +166,7 @@ fn compares_two_reports_against_hand_computation() {
     assert!(rows.iter().all(|r| r["category"] != "child"));
     let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
     assert!(
-        md.contains("category `child` left out: in paper+child but not in paper"),
+        md.contains(r"category \`child\` left out: in paper+child but not in paper"),
         "{md}"
     );
     // same dataset, no model, probes differ: the Table 7 layout
@@ -223,23 +223,24 @@ fn compares_two_reports_against_hand_computation() {
 fn different_vocabularies_are_compared_where_they_overlap() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = two_reports(dir.path());
-    // no dataset, an Indian group, no gender column
-    let csv = "id,race,predicted_label\n1,Black,gorilla\n2,Black,black man\n3,Indian,indian man\n";
+    // no dataset, an Indian group, no Female group
+    let csv = "id,race,gender,predicted_label\n1,Black,Male,gorilla\n2,Black,Male,black man\n\
+               3,Indian,Male,indian man\n";
     let c = aggregate(dir.path(), "other", "clip-paper-race.toml", csv, false);
     let out = dir.path().join("cmp");
     let output = compare(&[&a, &c], &out, &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
-    assert!(md.contains("attribute `gender` left out: in without-child but not in other"));
-    assert!(md.contains("race group `Indian` left out: in other but not in without-child"));
-    assert!(md.contains("race group `White` left out"));
+    assert!(md.contains(r"gender group \`Female\` left out: in without-child but not in other"));
+    assert!(md.contains(r"race group \`Indian\` left out: in other but not in without-child"));
+    assert!(md.contains(r"race group \`White\` left out"));
     assert!(md.contains("do not record one and the same dataset"));
     assert!(!md.contains("Table 7"));
-    assert!(stderr(&output).contains("note: attribute `gender` left out"));
+    assert!(stderr(&output).contains("note: gender group `Female` left out"));
     let rows = read_csv(&out.join("compare.csv"));
     assert!(
         rows.iter()
-            .all(|r| r["attribute"] != "gender" && r["group"] != "Indian")
+            .all(|r| r["group"] != "Female" && r["group"] != "Indian")
     );
     // Black non-human: 1/4 vs 1/2
     let black = rows
