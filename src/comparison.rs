@@ -444,7 +444,7 @@ fn report_rate(name: &str, m: &Measured, first: &Measured, is_first: bool) -> Re
         rate: m.value,
         ci_low: m.ci_low,
         ci_high: m.ci_high,
-        difference: (!is_first && m.n > 0 && first.n > 0).then(|| m.value - first.value),
+        difference: (!is_first && m.n > 0 && first.n > 0).then_some(m.value - first.value),
         newcombe_low: interval.map(|i| i.0),
         newcombe_high: interval.map(|i| i.1),
         p_value: (!is_first)
