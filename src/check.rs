@@ -224,6 +224,8 @@ fn check_rule(path: &Path, index: usize, rule: &Rule) -> Result<(), CheckError> 
 pub struct Measured {
     /// Images in the group (or matched images, for accuracy).
     pub n: u64,
+    /// Of those, images predicted into the category (or correct, for accuracy).
+    pub count: u64,
     /// The rate or accuracy.
     pub value: f64,
     /// Lower end of the 95% interval.
@@ -442,6 +444,7 @@ impl Cell<'_> {
         }
         Ok(Measured {
             n,
+            count,
             value,
             ci_low,
             ci_high,

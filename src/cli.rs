@@ -11,6 +11,7 @@ use clip_audit::commands::bench::{BenchOptions, Preset};
 use clip_audit::commands::check::CheckOptions;
 use clip_audit::commands::classify::ClassifyOptions;
 use clip_audit::commands::retrieval::RetrievalOptions;
+use clip_audit::commands::compare::CompareOptions;
 use clip_audit::commands::run::{CacheChoice, RunOptions};
 use clip_audit::images::{DEFAULT_MAX_IMAGE_PIXELS, ImageLimits};
 use clip_audit::metrics::retrieval::Target;
@@ -48,6 +49,9 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Measure image-encoder and end-to-end throughput and write a Markdown report.
     Bench(BenchArgs),
+    /// Set 2+ report folders side by side: rates, differences to the first with Newcombe
+    /// intervals, two-proportion p-values and a grouped chart.
+    Compare(CompareArgs),
 }
 
 /// Where the model comes from (shared by every command that loads one).
@@ -669,6 +673,34 @@ mod tests {
         assert_eq!(parse_fraction("1"), Ok(1.0));
         for bad in ["1.5", "-0.1", "NaN", "5%", "", "inf"] {
             assert!(parse_fraction(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+/// Options of `clip-audit compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Report folders written by `run` or `aggregate` (two or more); differences are to the first.
+    #[arg(value_name = "REPORT_DIR", num_args = 2.., required = true)]
+    pub reports: Vec<PathBuf>,
+
+    /// Comparison report folder to write.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Display names, one per report folder, comma-separated (default: the folders' names).
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub names: Option<Vec<String>>,
+}
+
+impl CompareArgs {
+    /// The options of `compare`; `command` is the command line recorded in `run.json`.
+    pub fn options(self, command: Vec<String>) -> CompareOptions {
+        CompareOptions {
+            reports: self.reports,
+            out: self.out,
+            names: self.names,
+            command,
         }
     }
 }

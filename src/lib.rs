@@ -9,6 +9,7 @@
 pub mod check;
 pub mod classify;
 pub mod commands;
+pub mod comparison;
 pub mod csv_cell;
 pub mod dataset;
 pub mod digest;

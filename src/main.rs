@@ -113,6 +113,19 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let (format, out) = (args.format, args.out.clone());
             bench(&args.options(), format, out.as_deref())
         }
+        Command::Compare(args) => {
+            let summary =
+                commands::compare::run(&args.options(command_line())).context("compare")?;
+            for note in &summary.notes {
+                say!("note: {note}");
+            }
+            say!(
+                "compared {} reports; report in {}",
+                summary.reports,
+                summary.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub enum ReportKind {
     Aggregate,
     /// `clip-audit retrieval`: text-to-image retrieval bias.
     Retrieval,
+    /// `clip-audit compare`: report folders set side by side.
+    Compare,
 }
 
 /// Everything `run.json` records about how a report was made. Every key is always present;
@@ -89,6 +91,8 @@ pub struct RunRecord {
     pub timings_s: BTreeMap<&'static str, f64>,
     /// Warnings shown to the user.
     pub warnings: Vec<String>,
+    /// The report folders set side by side (`compare` only; empty otherwise).
+    pub compared: Vec<ComparedReport>,
 }
 
 impl RunRecord {
@@ -163,12 +167,37 @@ pub struct DatasetRecord {
 }
 
 /// An input file with its hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct InputFileRecord {
     /// The file as given.
     pub file: String,
     /// Its SHA-256.
     pub sha256: String,
+}
+
+/// One report folder read by `compare`: what its `run.json` says it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparedReport {
+    /// The display name (`--names`, or the folder's name).
+    pub name: String,
+    /// The folder as given.
+    pub folder: String,
+    /// Its `run.json` with that file's SHA-256.
+    pub run_json: InputFileRecord,
+    /// The command that wrote it (`run`, `aggregate`), as its `run.json` says.
+    pub kind: String,
+    /// The clip-audit version that wrote it.
+    pub tool_version: String,
+    /// Its probe's name.
+    pub probe_name: String,
+    /// Its probe's content hash.
+    pub probe_hash: String,
+    /// Its probe's number of classes.
+    pub probe_classes: u64,
+    /// Its dataset's name (`null` when it records none).
+    pub dataset_name: Option<String>,
+    /// Its dataset spec's SHA-256 (`null` when it records none).
+    pub dataset_sha256: Option<String>,
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no time-zone crate needed).

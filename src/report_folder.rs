@@ -24,7 +24,7 @@ use crate::provenance::SCHEMA_VERSION;
 /// The file that marks a report folder as complete; written last.
 pub const COMPLETE_MARKER: &str = "run.json";
 
-/// The names a report folder may hold: what `run` and `aggregate` write.
+/// The names a report folder may hold: what `run`, `aggregate` and `compare` write.
 const REPORT_ENTRIES: &[&str] = &[
     "run.json",
     "predictions.parquet",
@@ -37,6 +37,9 @@ const REPORT_ENTRIES: &[&str] = &[
     "tables.md",
     "report.html",
     "charts",
+    "compare.csv",
+    "compare.json",
+    "compare.md",
 ];
 
 /// Why a report folder could not be prepared, committed or read.

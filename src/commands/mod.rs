@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod bench;
 pub mod check;
 pub mod classify;
+pub mod compare;
 pub mod probes;
 pub mod retrieval;
 pub mod run;

@@ -167,6 +167,7 @@ fn run_record(
             source: dataset.provenance(),
         }),
         predictions: Vec::new(),
+        compared: Vec::new(),
         vocabulary_from: None,
         records: scored.records,
         classified: scored.images.len() as u64,

@@ -531,6 +531,7 @@ fn run_record(
         device: Some(options.model.device.to_string()),
         timings_s,
         warnings: warnings.to_vec(),
+        compared: Vec::new(),
     })
 }
 

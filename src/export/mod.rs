@@ -20,13 +20,15 @@ use std::path::{Path, PathBuf};
 use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping};
 pub use crate::schema::SkippedRecord;
 
-pub use self::charts::{ChartCache, ChartsExporter};
+pub use self::charts::{ChartCache, ChartsExporter, grouped_bars};
 pub use self::csv::{ACCURACY_HEADER, CsvExporter, GROUPS_HEADER};
 pub use self::html::HtmlExporter;
 pub use self::html::SKIPPED_SHOWN;
 pub use self::json::JsonExporter;
 pub use self::markdown::MarkdownExporter;
+pub(crate) use self::markdown::escape as markdown_escape;
 pub use self::skipped::SkippedWriter;
+pub(crate) use self::view::sanitize as file_stem;
 
 /// What the report says about the run besides the metrics.
 #[derive(Debug, Clone, Default)]

@@ -2,6 +2,7 @@
 //! flat in the number of images: per-group category rates with Wilson intervals, accuracy of
 //! `match`ed predictions, disparities between groups and a chi-square test of independence.
 
+pub mod difference;
 pub mod disparity;
 pub mod rates;
 pub mod request;
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use difference::{newcombe_interval, two_proportion_p};
 pub use disparity::{Disparity, DisparityMetric};
 pub use rates::{chi_square_p, wilson_interval};
 pub use request::{GroupingRequest, Intersection, ReferenceGroup};

@@ -96,6 +96,32 @@ impl Bars {
         }
     }
 
+    /// Bars from ready numbers: per group (label, images), one bar per series with
+    /// `values[group][series]` = (rate, ci_low, ci_high) as proportions.
+    pub(super) fn from_parts(
+        title: String,
+        subtitle: String,
+        groups: Vec<(String, u64)>,
+        series: Vec<String>,
+        values: &[Vec<(f64, f64, f64)>],
+    ) -> Self {
+        let values = values
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|&(r, lo, hi)| (r * 100.0, lo * 100.0, hi * 100.0))
+                    .collect()
+            })
+            .collect();
+        Bars {
+            title,
+            subtitle,
+            groups,
+            categories: series,
+            values,
+        }
+    }
+
     /// Style of the legend entries.
     fn legend_style() -> TextStyle<'static> {
         text(16.0, INK, HPos::Left, VPos::Center)

@@ -87,6 +87,28 @@ impl DrawnChart {
     }
 }
 
+/// A grouped bar chart of ready numbers as (PNG bytes, SVG text): per group (label, images of
+/// the reference series), one bar per series with its 95% CI whisker; `values[group][series]`
+/// is (rate, ci_low, ci_high). Errors name `path` (the PNG file).
+pub fn grouped_bars(
+    title: String,
+    subtitle: String,
+    groups: Vec<(String, u64)>,
+    series: Vec<String>,
+    values: &[Vec<(f64, f64, f64)>],
+    path: &Path,
+) -> Result<(Vec<u8>, String), ExportError> {
+    if !font_ready() {
+        return Err(ExportError::Chart {
+            path: path.to_path_buf(),
+            message: "the embedded font does not parse".into(),
+        });
+    }
+    let chart = Chart::Bars(Bars::from_parts(title, subtitle, groups, series, values));
+    checked_size(&chart, path)?;
+    Ok((to_png(&chart, path)?, to_svg(&chart, path)?))
+}
+
 /// The chart's PNG and SVG files, relative to the report folder.
 fn paths(spec: &ChartSpec) -> (PathBuf, PathBuf) {
     let dir = Path::new("charts");
