@@ -287,6 +287,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub predictions_csv: bool,
 
+    /// Prompt sensitivity: also classify every image under each template of the probe on its own
+    /// (same image embeddings) and write templates.csv, a spread table and chart per category.
+    #[arg(long)]
+    pub per_template: bool,
+
     /// Folder of the embedding cache, which lets a re-run on the same images and model skip
     /// decoding and encoding (default: $CLIP_AUDIT_CACHE, else $XDG_CACHE_HOME/clip-audit, else
     /// ~/.cache/clip-audit).
@@ -446,6 +451,7 @@ impl RunArgs {
             strict: self.strict,
             max_skipped: self.max_skipped,
             predictions_csv: self.predictions_csv,
+            per_template: self.per_template,
             cache,
             image_limits: ImageLimits::new(self.image_limits.max_image_pixels),
             command,

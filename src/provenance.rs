@@ -87,6 +87,8 @@ pub struct RunRecord {
     pub timings_s: BTreeMap<&'static str, f64>,
     /// Warnings shown to the user.
     pub warnings: Vec<String>,
+    /// Whether `--per-template` was on (`run` only).
+    pub per_template: Option<bool>,
 }
 
 impl RunRecord {

@@ -282,6 +282,7 @@ fn run_record(
         device: None,
         timings_s: BTreeMap::new(),
         warnings: warnings.to_vec(),
+        per_template: None,
     })
 }
 

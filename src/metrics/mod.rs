@@ -3,6 +3,7 @@
 //! `match`ed predictions, disparities between groups and a chi-square test of independence.
 
 pub mod disparity;
+pub mod per_template;
 pub mod rates;
 pub mod request;
 
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use disparity::{Disparity, DisparityMetric};
+pub use per_template::{PerTemplate, RateSpread, TemplateRates};
 pub use rates::{chi_square_p, wilson_interval};
 pub use request::{GroupingRequest, Intersection, ReferenceGroup};
 
