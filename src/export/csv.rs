@@ -126,7 +126,7 @@ fn disparities_csv(metrics: &AuditMetrics) -> Result<Artefact, ExportError> {
 /// each in `groups.csv`'s row order.
 fn templates_csv(per_template: &PerTemplate) -> Result<Artefact, ExportError> {
     let rows = per_template.templates.iter().flat_map(|t| {
-        t.rates.iter().map(|r| {
+        t.rates.iter().map(move |r| {
             vec![
                 t.template.clone(),
                 r.attribute.clone(),

@@ -175,7 +175,7 @@ mod tests {
         // sorted 0.1 0.1 0.3 0.4: median (0.1 + 0.3) / 2
         assert_eq!(g0.median, (0.1 + 0.3) / 2.0);
         let g1 = &per.spread[1];
-        assert_eq!((g1.min, g1.median, g1.max), (0.5, 0.55, 0.7));
+        assert_eq!((g1.min, g1.median, g1.max), (0.5, (0.5 + 0.6) / 2.0, 0.7));
         let odd = PerTemplate::new(
             &ensemble,
             vec![

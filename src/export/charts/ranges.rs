@@ -36,7 +36,10 @@ impl Ranges {
     /// The ranges of `layout`'s groups in the category of `spec`, from the report's spread.
     pub(super) fn new(report: &Report, spec: &ChartSpec, layout: &Layout, category: &str) -> Self {
         let context = report.context;
-        let spread = context.per_template.as_ref().map_or(&[][..], |p| &p.spread);
+        let spread = context
+            .per_template
+            .as_ref()
+            .map_or(&[][..], |p| p.spread.as_slice());
         let rows = spread
             .iter()
             .filter(|s| s.attribute == layout.name() && s.category == category)
