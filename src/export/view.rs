@@ -289,7 +289,6 @@ pub(crate) fn document(report: &Report) -> Vec<Block> {
             )));
         }
     }
-    blocks.extend(super::sensitivity::blocks(report));
     blocks
 }
 
