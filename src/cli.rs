@@ -10,8 +10,8 @@ use clip_audit::commands::aggregate::AggregateOptions;
 use clip_audit::commands::bench::{BenchOptions, Preset};
 use clip_audit::commands::check::CheckOptions;
 use clip_audit::commands::classify::ClassifyOptions;
-use clip_audit::commands::retrieval::RetrievalOptions;
 use clip_audit::commands::compare::CompareOptions;
+use clip_audit::commands::retrieval::RetrievalOptions;
 use clip_audit::commands::run::{CacheChoice, RunOptions};
 use clip_audit::images::{DEFAULT_MAX_IMAGE_PIXELS, ImageLimits};
 use clip_audit::metrics::retrieval::Target;
@@ -295,6 +295,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub predictions_csv: bool,
 
+    /// Prompt sensitivity: also classify every image under each template of the probe on its own
+    /// (same image embeddings) and write templates.csv, a spread table and chart per category.
+    #[arg(long)]
+    pub per_template: bool,
+
     /// The embedding cache.
     #[command(flatten)]
     pub cache: CacheArgs,
@@ -533,6 +538,7 @@ impl RunArgs {
             strict: self.strict,
             max_skipped: self.max_skipped,
             predictions_csv: self.predictions_csv,
+            per_template: self.per_template,
             cache: self.cache.choice(),
             image_limits: ImageLimits::new(self.image_limits.max_image_pixels),
             command,

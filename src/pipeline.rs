@@ -43,6 +43,8 @@ pub struct Classified {
     pub values: Vec<String>,
     /// Scores and best labels.
     pub prediction: Prediction,
+    /// The best class under each of [`Pipeline::variants`], in order (empty without variants).
+    pub variant_best: Vec<usize>,
 }
 
 /// The pipeline's fixed parts: model, classifier, optional cache and per-image bounds.
@@ -51,6 +53,10 @@ pub struct Pipeline<'a> {
     pub model: &'a LoadedModel,
     /// Class embeddings and labels.
     pub classifier: &'a ZeroShotClassifier,
+    /// Further classifiers over the same labels (`run --per-template`: one per template), each
+    /// applied to the same image embeddings; their best classes go to
+    /// [`Classified::variant_best`].
+    pub variants: &'a [ZeroShotClassifier],
     /// Embeddings of images seen before (keyed by image bytes), and where new ones are stored.
     pub cache: Option<&'a EmbeddingCache>,
     /// Images encoded per forward pass (at least 1).
@@ -326,12 +332,20 @@ impl Pipeline<'_> {
         let dim = self.model.towers.embedding_dim();
         let tensor = Tensor::from_vec(embeddings, (rows.len(), dim), &self.model.device)?;
         let predictions = self.classifier.classify(&tensor, self.top_k)?;
-        for ((at, record, image), prediction) in rows.into_iter().zip(predictions) {
+        let mut variant_best = vec![Vec::with_capacity(self.variants.len()); rows.len()];
+        for variant in self.variants {
+            for (row, p) in variant.classify(&tensor, 1)?.iter().enumerate() {
+                variant_best[row].push(p.best());
+            }
+        }
+        let rows = rows.into_iter().zip(predictions).zip(variant_best);
+        for (((at, record, image), prediction), variant_best) in rows {
             outcomes[at] = Some(Outcome::Classified(Classified {
                 id: record.id,
                 image,
                 values: record.values,
                 prediction,
+                variant_best,
             }));
         }
         Ok(())

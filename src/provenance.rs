@@ -93,6 +93,8 @@ pub struct RunRecord {
     pub warnings: Vec<String>,
     /// The report folders set side by side (`compare` only; empty otherwise).
     pub compared: Vec<ComparedReport>,
+    /// Whether `--per-template` was on (`run` only).
+    pub per_template: Option<bool>,
 }
 
 impl RunRecord {

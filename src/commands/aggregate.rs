@@ -283,6 +283,7 @@ fn run_record(
         timings_s: BTreeMap::new(),
         warnings: warnings.to_vec(),
         compared: Vec::new(),
+        per_template: None,
     })
 }
 

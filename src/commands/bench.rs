@@ -370,6 +370,7 @@ fn classify_files(
     let pipeline = Pipeline {
         model,
         classifier,
+        variants: &[],
         cache: None,
         batch_size,
         top_k: 5,

@@ -124,6 +124,7 @@ pub fn run(options: &ClassifyOptions) -> anyhow::Result<ClassifyReport> {
     let pipeline = Pipeline {
         model: &model,
         classifier: &classifier,
+        variants: &[],
         cache: None,
         batch_size: options.batch_size,
         top_k: options.top_k,

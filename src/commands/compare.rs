@@ -407,5 +407,6 @@ fn run_record(
         timings_s: BTreeMap::new(),
         warnings: comparison.left_out.clone(),
         compared: inputs.iter().map(|i| i.record.clone()).collect(),
+        per_template: None,
     }
 }

@@ -90,6 +90,7 @@ pub fn run(
     let loaded = load(
         &options.model,
         &options.cache,
+        false,
         &probe,
         progress,
         &mut warnings,
@@ -168,6 +169,7 @@ fn run_record(
         }),
         predictions: Vec::new(),
         compared: Vec::new(),
+        per_template: None,
         vocabulary_from: None,
         records: scored.records,
         classified: scored.images.len() as u64,
@@ -272,6 +274,7 @@ fn score_images(
     let pipeline = Pipeline {
         model: &loaded.model,
         classifier: &cosines,
+        variants: &[],
         cache: loaded.cache.as_ref(),
         batch_size: options.batch_size,
         top_k: 1,

@@ -17,7 +17,9 @@ use crate::embed::class_embeddings;
 use crate::embed_cache::{EmbeddingCache, ModelKey};
 use crate::export::{Report, ReportContext, SkippedWriter, write_report};
 use crate::images::ImageLimits;
-use crate::metrics::{AuditMetrics, GroupingRequest, MetricsAccumulator, MetricsSetup};
+use crate::metrics::{
+    AuditMetrics, GroupingRequest, MetricsAccumulator, MetricsSetup, PerTemplate,
+};
 use crate::model::{Family, LoadedModel, ModelError, ModelRequest, Scoring};
 use crate::pipeline::{Classified, Outcome, Pipeline};
 use crate::predictions::{PredictionRow, PredictionsWriter};
@@ -57,6 +59,8 @@ pub struct RunOptions {
     pub max_skipped: Option<f64>,
     /// Also write `predictions.csv`.
     pub predictions_csv: bool,
+    /// Also classify under each template alone (`templates.csv`, the spread table and chart).
+    pub per_template: bool,
     /// Where embeddings are cached.
     pub cache: CacheChoice,
     /// Bounds on each image.
@@ -108,6 +112,7 @@ pub fn run(options: &RunOptions, progress: &dyn RunProgress) -> anyhow::Result<R
     let loaded = load(
         &options.model,
         &options.cache,
+        options.per_template,
         &prepared.probe,
         progress,
         &mut warnings,
@@ -205,15 +210,19 @@ pub(super) struct Loaded {
     pub(super) model: LoadedModel,
     pub(super) cache: Option<EmbeddingCache>,
     pub(super) classifier: ZeroShotClassifier,
+    /// With `--per-template`: one classifier per template, in the probe's order.
+    pub(super) variants: Vec<ZeroShotClassifier>,
     pub(super) hashes: ModelHashes,
     /// Seconds spent embedding the probe's prompts.
     pub(super) prompts_s: f64,
 }
 
-/// Loads the model and the cache, and embeds the probe's prompts (shared with `retrieval`).
+/// Loads the model and the cache, and embeds the probe's prompts (shared with `retrieval`); with
+/// `per_template`, also each template's on its own.
 pub(super) fn load(
     request: &ModelRequest,
     cache: &CacheChoice,
+    per_template: bool,
     probe: &ProbeSet,
     progress: &dyn RunProgress,
     warnings: &mut Vec<String>,
@@ -248,13 +257,44 @@ pub(super) fn load(
     let started = Instant::now();
     let classes = class_embeddings(&model, &probe.prompts())?;
     let classifier = ZeroShotClassifier::new(probe.labels(), classes, model.towers.scoring());
+    let variants = if per_template {
+        template_classifiers(&model, probe)?
+    } else {
+        Vec::new()
+    };
     Ok(Loaded {
         model,
         cache,
         classifier,
+        variants,
         hashes,
         prompts_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// One classifier per template of the probe, its class embeddings computed exactly as a probe
+/// holding only that template computes them (the same prompts through [`class_embeddings`]), so
+/// its predictions equal such a run's.
+fn template_classifiers(
+    model: &LoadedModel,
+    probe: &ProbeSet,
+) -> anyhow::Result<Vec<ZeroShotClassifier>> {
+    (0..probe.templates.len())
+        .map(|t| {
+            let prompts: Vec<Vec<String>> = probe
+                .classes
+                .iter()
+                .map(|c| c.prompts.get(t).cloned().into_iter().collect())
+                .collect();
+            let classes = class_embeddings(model, &prompts)
+                .with_context(|| format!("embedding template {:?}", probe.templates[t]))?;
+            Ok(ZeroShotClassifier::new(
+                probe.labels(),
+                classes,
+                model.towers.scoring(),
+            ))
+        })
+        .collect()
 }
 
 /// SHA-256 of the model files, computed up front or still being computed in the background.
@@ -285,6 +325,8 @@ struct RunOutcome {
     /// The first skipped records (all of them when few), for the report.
     skipped_first: Vec<SkippedRecord>,
     cache_write_error: Option<String>,
+    /// The rates under each template alone (`--per-template`).
+    per_template: Option<PerTemplate>,
 }
 
 /// Streams every record through the pipeline, writing predictions and skips into `out_dir` and
@@ -305,6 +347,11 @@ fn classify(
     let mut sink = RunSink {
         predictions: PredictionsWriter::create(out_dir, &attribute_names, options.predictions_csv)?,
         accumulator: MetricsAccumulator::new(prepared.setup.clone()),
+        templates: loaded
+            .variants
+            .iter()
+            .map(|_| MetricsAccumulator::new(prepared.setup.clone()))
+            .collect(),
         skipped: SkippedWriter::create(out_dir)?,
         probe: &prepared.probe,
         labels: loaded.classifier.labels(),
@@ -313,6 +360,7 @@ fn classify(
     let pipeline = Pipeline {
         model: &loaded.model,
         classifier: &loaded.classifier,
+        variants: &loaded.variants,
         cache: loaded.cache.as_ref(),
         batch_size: options.batch_size,
         top_k: options.top_k,
@@ -325,8 +373,15 @@ fn classify(
     )?;
     sink.predictions.finish()?;
     let (skipped_total, skipped_first) = sink.skipped.finish()?;
+    let metrics = sink.accumulator.finish();
+    let per_template = options.per_template.then(|| {
+        let templates = prepared.probe.templates.iter().cloned();
+        let finished = sink.templates.into_iter().map(MetricsAccumulator::finish);
+        PerTemplate::new(&metrics, templates.zip(finished).collect())
+    });
     Ok(RunOutcome {
-        metrics: sink.accumulator.finish(),
+        per_template,
+        metrics,
         records: stats.records,
         skipped_total,
         skipped_first,
@@ -338,6 +393,8 @@ fn classify(
 struct RunSink<'a> {
     predictions: PredictionsWriter,
     accumulator: MetricsAccumulator,
+    /// One per template (`--per-template`), in the probe's order.
+    templates: Vec<MetricsAccumulator>,
     skipped: SkippedWriter,
     probe: &'a ProbeSet,
     labels: &'a [String],
@@ -364,6 +421,11 @@ impl RunSink<'_> {
         self.accumulator
             .add(&c.values, best)
             .with_context(|| format!("record {} ({})", c.id, c.image))?;
+        for (accumulator, &best) in self.templates.iter_mut().zip(&c.variant_best) {
+            accumulator
+                .add(&c.values, best)
+                .with_context(|| format!("record {} ({})", c.id, c.image))?;
+        }
         let labels = self.labels;
         self.predictions.push(PredictionRow {
             id: c.id,
@@ -463,6 +525,7 @@ fn write(
         skipped_total: outcome.skipped_total,
         skipped_streamed: true,
         scores: Some(loaded.classifier.scoring().describe().to_string()),
+        per_template: outcome.per_template.clone(),
         ..report_context(
             format!("{} on {}", probe.name, dataset.name()),
             probe,
@@ -532,6 +595,7 @@ fn run_record(
         timings_s,
         warnings: warnings.to_vec(),
         compared: Vec::new(),
+        per_template: Some(options.per_template),
     })
 }
 

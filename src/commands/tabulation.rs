@@ -34,6 +34,7 @@ pub fn report_context(
         skipped_total: 0,
         skipped_streamed: false,
         note,
+        per_template: None,
     }
 }
 

@@ -1,11 +1,12 @@
 //! CSV tables: `groups.csv` (every rate), `accuracy.csv` (when some class has a `match` rule),
-//! `disparities.csv` and `skipped.csv`. Numbers at full precision (`rate` is exactly `count / n`).
+//! `disparities.csv`, `skipped.csv` and, with `run --per-template`, `templates.csv`. Numbers at
+//! full precision (`rate` is exactly `count / n`).
 //! Text cells that a spreadsheet would run as a formula are neutralised ([`crate::csv_cell`]).
 
 use std::path::Path;
 
 use super::{Artefact, ChartCache, ExportError, Exporter, Report, SkippedRecord};
-use crate::metrics::AuditMetrics;
+use crate::metrics::{AuditMetrics, PerTemplate};
 
 /// Writes `groups.csv`, `accuracy.csv`, `disparities.csv` and `skipped.csv`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,6 +42,16 @@ pub const DISPARITIES_HEADER: [&str; 6] = [
     "group",
     "reference_group",
 ];
+/// Header of `templates.csv` (`run --per-template`).
+pub const TEMPLATES_HEADER: [&str; 7] = [
+    "template",
+    "attribute",
+    "group",
+    "category",
+    "n",
+    "count",
+    "rate",
+];
 /// Header of `skipped.csv`.
 pub const SKIPPED_HEADER: [&str; 3] = ["id", "image", "reason"];
 
@@ -52,6 +63,9 @@ impl Exporter for CsvExporter {
             files.push(accuracy_csv(metrics)?);
         }
         files.push(disparities_csv(metrics)?);
+        if let Some(per_template) = &report.context.per_template {
+            files.push(templates_csv(per_template)?);
+        }
         // a streamed `skipped.csv` is already in the folder
         if !report.context.skipped_streamed {
             files.push(skipped_csv(&report.context.skipped)?);
@@ -106,6 +120,25 @@ fn disparities_csv(metrics: &AuditMetrics) -> Result<Artefact, ExportError> {
         ]
     });
     render_csv("disparities.csv", &DISPARITIES_HEADER, rows)
+}
+
+/// `templates.csv`: every rate under each template alone, template by template (probe order),
+/// each in `groups.csv`'s row order.
+fn templates_csv(per_template: &PerTemplate) -> Result<Artefact, ExportError> {
+    let rows = per_template.templates.iter().flat_map(|t| {
+        t.rates.iter().map(move |r| {
+            vec![
+                t.template.clone(),
+                r.attribute.clone(),
+                r.group.clone(),
+                r.category.clone(),
+                r.n.to_string(),
+                r.count.to_string(),
+                r.rate.to_string(),
+            ]
+        })
+    });
+    render_csv("templates.csv", &TEMPLATES_HEADER, rows)
 }
 
 /// `skipped.csv` from the records kept in memory.

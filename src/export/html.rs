@@ -65,7 +65,8 @@ pub(crate) fn render(report: &Report, charts: &[DrawnChart]) -> String {
     let mut out = String::new();
     head(&mut out, report.context);
     run_section(&mut out, report);
-    for block in view::document(report) {
+    let sensitivity = super::sensitivity::blocks(report);
+    for block in view::document(report).into_iter().chain(sensitivity) {
         block_html(&mut out, block, charts);
     }
     probe_section(&mut out, report);

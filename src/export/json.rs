@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{Artefact, ChartCache, ExportError, Exporter, Report};
-use crate::metrics::{Attribute, CategoryInfo, Disparity, GroupAccuracy, GroupRate};
+use crate::metrics::{Attribute, CategoryInfo, Disparity, GroupAccuracy, GroupRate, PerTemplate};
 
 /// Writes `metrics.json`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,6 +35,9 @@ struct MetricsFile<'a> {
     empty_groups: &'a BTreeMap<String, Vec<String>>,
     reference_groups: &'a BTreeMap<String, String>,
     skipped: u64,
+    /// The rates under each template alone and their spread (`run --per-template` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_template: Option<&'a PerTemplate>,
 }
 
 #[derive(Serialize)]
@@ -82,6 +85,7 @@ impl Exporter for JsonExporter {
             empty_groups: &metrics.empty_groups,
             reference_groups: &metrics.reference_groups,
             skipped: context.skipped_count(),
+            per_template: context.per_template.as_ref(),
         };
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(|source| ExportError::Json {
             path: PathBuf::from("metrics.json"),

@@ -38,7 +38,8 @@ pub(crate) fn render(report: &Report) -> String {
     );
     let _ = writeln!(out, "- Images classified: {}", report.metrics.n);
     let _ = writeln!(out, "- Images skipped: {}\n", context.skipped_count());
-    for block in view::document(report) {
+    let sensitivity = super::sensitivity::blocks(report);
+    for block in view::document(report).into_iter().chain(sensitivity) {
         match block {
             Block::Heading(level, text) => {
                 let _ = writeln!(out, "{} {}\n", "#".repeat(level.into()), escape(&text));

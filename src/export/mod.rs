@@ -12,12 +12,13 @@ mod html;
 mod json;
 mod markdown;
 pub mod retrieval;
+mod sensitivity;
 mod skipped;
 mod view;
 
 use std::path::{Path, PathBuf};
 
-use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping};
+use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping, PerTemplate};
 pub use crate::schema::SkippedRecord;
 
 pub use self::charts::{ChartCache, ChartsExporter, grouped_bars};
@@ -66,6 +67,8 @@ pub struct ReportContext {
     /// A note shown prominently, e.g. "Format example: tiny random-weight model, the numbers
     /// mean nothing."
     pub note: Option<String>,
+    /// The rates under each template alone and their spread (`run --per-template`).
+    pub per_template: Option<PerTemplate>,
 }
 
 impl ReportContext {

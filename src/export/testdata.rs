@@ -274,5 +274,6 @@ fn context(
         note: Some(format!(
             "Format example: tiny random-weight model, the numbers mean nothing.{t}"
         )),
+        per_template: None,
     }
 }

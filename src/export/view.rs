@@ -274,7 +274,7 @@ pub(crate) fn document(report: &Report) -> Vec<Block> {
         }
         blocks.extend(
             plan.iter()
-                .filter(|c| c.grouping == layout.name())
+                .filter(|c| c.grouping == layout.name() && !c.ranges)
                 .map(|c| Block::Chart(c.clone())),
         );
         if !report.metrics.accuracy.is_empty() {
@@ -666,6 +666,8 @@ pub(crate) struct ChartSpec {
     pub stem: String,
     /// The chart's title.
     pub title: String,
+    /// A prompt-sensitivity range chart of `category` (`run --per-template`).
+    pub ranges: bool,
 }
 
 /// Every chart of `report`, in document order.
@@ -695,6 +697,7 @@ pub(crate) fn plan(report: &Report) -> Vec<ChartSpec> {
                         sanitize(&category.name)
                     )),
                     title: format!("{}: share of images by {display}", category.name),
+                    ranges: false,
                 });
             }
         } else {
@@ -703,7 +706,32 @@ pub(crate) fn plan(report: &Report) -> Vec<ChartSpec> {
                 category: None,
                 stem: unique(sanitize(layout.name())),
                 title: format!("Share of images per predicted category by {display}"),
+                ranges: false,
             });
+        }
+    }
+    if report.context.per_template.is_some() {
+        for layout in Layout::all(report) {
+            if layout.is_intersection() {
+                continue;
+            }
+            for c in shown_categories(report) {
+                let category = &report.context.categories[c].name;
+                charts.push(ChartSpec {
+                    grouping: layout.name().to_string(),
+                    category: Some(c),
+                    stem: unique(format!(
+                        "templates-{}-{}",
+                        sanitize(layout.name()),
+                        sanitize(category)
+                    )),
+                    title: format!(
+                        "{category}: spread across templates by {}",
+                        layout.display_name()
+                    ),
+                    ranges: true,
+                });
+            }
         }
     }
     charts

@@ -4,6 +4,7 @@
 
 pub mod difference;
 pub mod disparity;
+pub mod per_template;
 pub mod rates;
 pub mod request;
 pub mod retrieval;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 pub use difference::{newcombe_interval, two_proportion_p};
 pub use disparity::{Disparity, DisparityMetric};
+pub use per_template::{PerTemplate, RateSpread, TemplateRates};
 pub use rates::{chi_square_p, wilson_interval};
 pub use request::{GroupingRequest, Intersection, ReferenceGroup};
 

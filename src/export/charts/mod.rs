@@ -1,13 +1,16 @@
 //! Charts with plotters, each as `charts/<name>.png` and `.svg`: per one-attribute grouping,
 //! grouped bars of every category's rate with 95% CI whiskers; per intersection, one heatmap per
-//! harmful category. Palettes have monotonic luminance, so the charts survive greyscale printing.
+//! harmful category; with `run --per-template`, per one-attribute grouping and shown category, the
+//! range of the rates across templates. Palettes have monotonic luminance, so the charts survive
+//! greyscale printing.
 //!
 //! Here: the exporter, the [`ChartCache`] that lays out and draws each chart once per report (the
-//! SVG files and `report.html` share it), and PNG/SVG encoding. The look is in `style`, the two
-//! kinds of chart in `bars` and `heatmap`.
+//! SVG files and `report.html` share it), and PNG/SVG encoding. The look is in `style`, the kinds
+//! of chart in `bars`, `heatmap` and `ranges`.
 
 mod bars;
 mod heatmap;
+mod ranges;
 mod skew;
 mod style;
 
@@ -19,6 +22,7 @@ use plotters::prelude::*;
 
 use self::bars::Bars;
 use self::heatmap::Heatmap;
+use self::ranges::Ranges;
 pub(crate) use self::skew::SkewChart;
 use self::style::{DrawResult, font_ready};
 use super::view::{self, ChartSpec, Index, Layout};
@@ -124,6 +128,7 @@ enum Chart {
     Bars(Bars),
     Heatmap(Heatmap),
     Skew(SkewChart),
+    Ranges(Ranges),
 }
 
 /// Lays out the chart `spec` describes; errors name `path`.
@@ -147,7 +152,11 @@ fn build(report: &Report, spec: &ChartSpec, path: &Path) -> Result<Chart, Export
         None => Chart::Bars(Bars::new(report, spec, &layout, &index)),
         Some(c) => {
             let category = report.context.categories.get(c).ok_or_else(missing)?;
-            Chart::Heatmap(Heatmap::new(report, spec, &layout, &index, category))
+            if spec.ranges {
+                Chart::Ranges(Ranges::new(report, spec, &layout, &category.name))
+            } else {
+                Chart::Heatmap(Heatmap::new(report, spec, &layout, &index, category))
+            }
         }
     })
 }
@@ -190,6 +199,7 @@ impl Chart {
             Chart::Bars(b) => b.size(),
             Chart::Heatmap(h) => h.size(),
             Chart::Skew(s) => s.size(),
+            Chart::Ranges(r) => r.size(),
         }
     }
 
@@ -199,6 +209,7 @@ impl Chart {
             Chart::Bars(b) => b.draw(root),
             Chart::Heatmap(h) => h.draw(root),
             Chart::Skew(s) => s.draw(root),
+            Chart::Ranges(r) => r.draw(root),
         }
     }
 }
