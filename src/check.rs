@@ -252,15 +252,19 @@ impl ReportTables {
         crate::report_folder::require_complete(dir)?;
         let groups = dir.join("groups.csv");
         if !groups.is_file() {
-            let reason = if dir.join("retrieval.csv").is_file() {
-                "missing: this is a `retrieval` report; `check` reads the reports of `run` and \
-                 `aggregate`"
-            } else {
-                "missing: not a clip-audit report folder"
+            let kind = ["retrieval", "compare"]
+                .into_iter()
+                .find(|kind| dir.join(format!("{kind}.csv")).is_file());
+            let reason = match kind {
+                Some(kind) => format!(
+                    "missing: this is a `{kind}` report; group rates are in the reports of `run` \
+                     and `aggregate`"
+                ),
+                None => "missing: not a clip-audit report folder".into(),
             };
             return Err(CheckError::File {
                 path: groups,
-                reason: reason.into(),
+                reason,
             });
         }
         let rates = read_rates(&groups)?;
