@@ -46,10 +46,9 @@ mod tests {
     #[test]
     fn newcombe_matches_the_papers_worked_examples() {
         // Newcombe (1998), Statistics in Medicine 17:873–890, Table II, method 10 (hybrid score
-        // interval without continuity correction), examples (a)–(f), to 4 decimals. For (c),
-        // 6/7 vs 2/7, method 10 gives 0.0582 to 0.8062 (the same formula that reproduces the
-        // other five); 0.0338 to 0.8124, quoted for (c) in this feature's brief, is not method
-        // 10's value.
+        // interval without continuity correction), examples (a)–(f), to 4 decimals; statsmodels'
+        // confint_proportions_2indep(method="newcomb") prints the same six intervals
+        // (scripts/newcombe_reference.py).
         let cases = [
             (56, 70, 48, 80, 0.0524, 0.3339),
             (9, 10, 3, 10, 0.1705, 0.8090),
