@@ -150,7 +150,7 @@ fn skipped_csv(skipped: &[SkippedRecord]) -> Result<Artefact, ExportError> {
 }
 
 /// One CSV file (header, then rows) named `name`.
-fn render_csv(
+pub(super) fn render_csv(
     name: &str,
     header: &[&str],
     rows: impl Iterator<Item = Vec<String>>,

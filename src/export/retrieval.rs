@@ -9,12 +9,22 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::charts::{SkewChart, skew_chart};
+use super::csv::render_csv;
 use super::view::sanitize;
 use super::{Artefact, ExportError, SkippedRecord, write_artefacts};
 use crate::metrics::retrieval::{RetrievalRow, RetrievalSummaryRow, Spread, Target, summarise};
 
 /// Header of `retrieval.csv`.
-pub const RETRIEVAL_HEADER: &str = "query,attribute,k,target,max_skew,min_skew,ndkl,bias_at_k";
+pub const RETRIEVAL_HEADER: [&str; 8] = [
+    "query",
+    "attribute",
+    "k",
+    "target",
+    "max_skew",
+    "min_skew",
+    "ndkl",
+    "bias_at_k",
+];
 
 /// What a retrieval report shows.
 #[derive(Debug)]
@@ -45,7 +55,7 @@ pub struct RetrievalReport<'a> {
 pub fn write_retrieval_report(report: &RetrievalReport, dir: &Path) -> Result<(), ExportError> {
     let summary = summarise(report.rows);
     let mut files = vec![
-        Artefact::new("retrieval.csv", csv(report)),
+        csv(report)?,
         Artefact::new("metrics.json", json(report, &summary)?),
         Artefact::new("tables.md", markdown(report, &summary)),
     ];
@@ -67,34 +77,21 @@ fn number(value: Option<f64>) -> String {
     value.map(|v| format!("{v:.6}")).unwrap_or_default()
 }
 
-/// `retrieval.csv`, fields quoted where needed.
-fn csv(report: &RetrievalReport) -> String {
-    let mut out = String::from(RETRIEVAL_HEADER);
-    out.push('\n');
-    for row in report.rows {
-        let fields = [
-            quoted(&row.query),
-            quoted(&row.attribute),
+/// `retrieval.csv`.
+fn csv(report: &RetrievalReport) -> Result<Artefact, ExportError> {
+    let rows = report.rows.iter().map(|row| {
+        vec![
+            row.query.clone(),
+            row.attribute.clone(),
             row.k.to_string(),
             report.target.name().to_string(),
             number(Some(row.bias.max_skew)),
             number(Some(row.bias.min_skew)),
             number(Some(row.ndkl)),
             number(row.bias.bias_at_k),
-        ];
-        out.push_str(&fields.join(","));
-        out.push('\n');
-    }
-    out
-}
-
-/// A CSV field, quoted when it holds a comma, quote or line break.
-fn quoted(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
+        ]
+    });
+    render_csv("retrieval.csv", &RETRIEVAL_HEADER, rows)
 }
 
 /// `metrics.json`.
