@@ -20,7 +20,7 @@ use clip_audit::model::{ComputeDtype, DeviceChoice, ModelName, ModelRequest, Sou
 
 /// Audit CLIP-style image-text models for social bias.
 #[derive(Debug, Parser)]
-#[command(name = "clip-audit", version, about, max_term_width = 100)]
+#[command(name = "clip-audit", version = VERSION, about, max_term_width = 100)]
 pub struct Cli {
     /// Worker threads for decoding and matrix kernels (default: all cores).
     #[arg(long, global = true, value_name = "N", value_parser = at_least_one)]
@@ -52,7 +52,28 @@ pub enum Command {
     /// Set 2+ report folders side by side: rates, differences to the first with Newcombe
     /// intervals, two-proportion p-values and a grouped chart.
     Compare(CompareArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on standard output.
+    Completions {
+        /// The shell, e.g. `bash` (then: `clip-audit completions bash >
+        /// ~/.local/share/bash-completion/completions/clip-audit`).
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on standard output, or write one page per subcommand.
+    Man {
+        /// Write `clip-audit.1` and `clip-audit-<subcommand>.1` into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
+
+/// `--version`: the crate version and the git commit the binary was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CLIP_AUDIT_GIT_COMMIT"),
+    ")"
+);
 
 /// Where the model comes from (shared by every command that loads one).
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use clip_audit::commands;
 use clip_audit::commands::OutputFormat;
 use clip_audit::commands::aggregate::AggregateOptions;
@@ -112,6 +112,25 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => {
             let (format, out) = (args.format, args.out.clone());
             bench(&args.options(), format, out.as_deref())
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "clip-audit", &mut script);
+            emit(&String::from_utf8_lossy(&script), ExitCode::SUCCESS)
+        }
+        Command::Man { out: None } => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .context("rendering the manual page")?;
+            emit(&String::from_utf8_lossy(&page), ExitCode::SUCCESS)
+        }
+        Command::Man { out: Some(dir) } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing manual pages into {}", dir.display()))?;
+            say!("manual pages written to {}", dir.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Compare(args) => {
             let summary =

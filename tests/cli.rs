@@ -234,3 +234,45 @@ fn malformed_values_are_usage_errors_naming_the_flag() {
         assert!(!std::path::Path::new("never-written").exists());
     }
 }
+
+/// Completion scripts for every shell and the manual pages come from the same command-line
+/// definitions (every subcommand appears); `--version` names the commit built from.
+#[test]
+fn completions_man_pages_and_version() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = clip_audit().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for sub in ["retrieval", "compare", "aggregate"] {
+            assert!(script.contains(sub), "{shell} completions lack {sub}");
+        }
+    }
+    let bad = clip_audit().args(["completions", "cmd"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let page = clip_audit().arg("man").output().unwrap();
+    assert!(page.status.success());
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(
+        page.contains(".TH clip-audit 1") && page.contains("retrieval"),
+        "{page}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let written = clip_audit()
+        .args(["man", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(written.status.success());
+    for page in ["clip-audit.1", "clip-audit-run.1", "clip-audit-retrieval.1"] {
+        assert!(dir.path().join(page).is_file(), "{page} not written");
+    }
+    let version = clip_audit().arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.starts_with(&format!(
+            "clip-audit {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{version}"
+    );
+}
