@@ -249,22 +249,21 @@ impl ReportTables {
     /// Reads `groups.csv` (required) and `accuracy.csv` (when present) from a complete report
     /// folder; any value that cannot be right is an error naming the file, row and column.
     pub fn read(dir: &Path) -> Result<Self, CheckError> {
-        crate::report_folder::require_complete(dir)?;
+        let kind = crate::report_folder::require_complete(dir)?;
         let groups = dir.join("groups.csv");
-        if !groups.is_file() {
-            let kind = ["retrieval", "compare"]
-                .into_iter()
-                .find(|kind| dir.join(format!("{kind}.csv")).is_file());
-            let reason = match kind {
-                Some(kind) => format!(
+        if let Some(kind @ ("retrieval" | "compare")) = kind.as_deref() {
+            return Err(CheckError::File {
+                path: groups,
+                reason: format!(
                     "missing: this is a `{kind}` report; group rates are in the reports of `run` \
                      and `aggregate`"
                 ),
-                None => "missing: not a clip-audit report folder".into(),
-            };
+            });
+        }
+        if !groups.is_file() {
             return Err(CheckError::File {
                 path: groups,
-                reason,
+                reason: "missing: not a clip-audit report folder".into(),
             });
         }
         let rates = read_rates(&groups)?;

@@ -413,8 +413,9 @@ fn is_transient_name(dir: &Path) -> bool {
 }
 
 /// Checks that `dir` is a complete report folder: not a staging folder, and `run.json` present,
-/// a regular file, and a JSON object written by clip-audit.
-pub fn require_complete(dir: &Path) -> Result<(), ReportFolderError> {
+/// a regular file, and a JSON object written by clip-audit. Returns the `kind` it records
+/// (`run`, `aggregate`, `retrieval`, `compare`; `None` for reports older than the key).
+pub fn require_complete(dir: &Path) -> Result<Option<String>, ReportFolderError> {
     let incomplete = |reason: String| ReportFolderError::Incomplete {
         path: dir.to_path_buf(),
         reason,
@@ -450,7 +451,9 @@ pub fn require_complete(dir: &Path) -> Result<(), ReportFolderError> {
     // reports written before run.json was versioned have no schema_version: version 0
     let version = value.get("schema_version").map_or(Some(0), |v| v.as_u64());
     match version {
-        Some(v) if v <= u64::from(SCHEMA_VERSION) => Ok(()),
+        Some(v) if v <= u64::from(SCHEMA_VERSION) => {
+            Ok(value.get("kind").and_then(|k| k.as_str()).map(String::from))
+        }
         _ => Err(incomplete(format!(
             "{COMPLETE_MARKER} has schema_version {}, but this clip-audit reads at most {SCHEMA_VERSION} \
              (the report was written by a newer clip-audit)",
@@ -466,7 +469,7 @@ pub fn require_complete_source(file: &Path) -> Result<(), ReportFolderError> {
         return Ok(());
     };
     if is_transient_name(dir) {
-        return require_complete(dir);
+        return require_complete(dir).map(|_| ());
     }
     let looks_like_report = ["groups.csv", "metrics.json", "report.html", "skipped.csv"]
         .iter()
