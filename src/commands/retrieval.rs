@@ -7,6 +7,7 @@
 //! embeddings are reused, so after a `run` nothing is encoded), and the report is written into a
 //! staging folder that is swapped in only when complete.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -114,18 +115,23 @@ pub fn run(
         rows: &rows,
     };
     write_retrieval_report(&report, stage.dir())?;
-    let timings = [
-        ("model_load", loaded_s - loaded.prompts_s),
-        ("prompts", loaded.prompts_s),
-        ("images", images_s),
-        ("total", started.elapsed().as_secs_f64()),
-    ];
-    let record = run_record(options, &probe, &dataset, loaded, &scored, &warnings)?;
-    let record = RunRecord {
+    let times = Times {
         started_utc,
-        timings_s: timings.into_iter().collect(),
-        ..record
+        seconds: BTreeMap::from([
+            ("model_load", loaded_s - loaded.prompts_s),
+            ("prompts", loaded.prompts_s),
+            ("images", images_s),
+            ("total", started.elapsed().as_secs_f64()),
+        ]),
     };
+    let record = run_record(
+        options,
+        (&probe, &dataset),
+        loaded,
+        &scored,
+        times,
+        &warnings,
+    )?;
     record
         .write(stage.dir())
         .with_context(|| format!("writing {}", stage.dir().join("run.json").display()))?;
@@ -138,13 +144,19 @@ pub fn run(
     })
 }
 
-/// The provenance record (its start time and timings filled in by the caller).
+/// When the audit started, and the wall seconds of its phases.
+struct Times {
+    started_utc: String,
+    seconds: BTreeMap<&'static str, f64>,
+}
+
+/// The provenance record.
 fn run_record(
     options: &RetrievalOptions,
-    probe: &ProbeSet,
-    dataset: &Dataset,
+    (probe, dataset): (&ProbeSet, &Dataset),
     loaded: super::run::Loaded,
     scored: &Scored,
+    times: Times,
     warnings: &[String],
 ) -> anyhow::Result<RunRecord> {
     Ok(RunRecord {
@@ -152,7 +164,7 @@ fn run_record(
         kind: ReportKind::Retrieval,
         tool: ToolInfo::current(),
         command: options.command.clone(),
-        started_utc: String::new(),
+        started_utc: times.started_utc,
         probe: ProbeRecord {
             name: probe.name.clone(),
             file: options.probe.display().to_string(),
@@ -179,7 +191,7 @@ fn run_record(
         top_k: None,
         threads: Some(rayon::current_num_threads()),
         device: Some(options.model.device.to_string()),
-        timings_s: Default::default(),
+        timings_s: times.seconds,
         warnings: warnings.to_vec(),
     })
 }
@@ -365,9 +377,14 @@ fn measure(
     probe: &ProbeSet,
     options: &RetrievalOptions,
 ) -> anyhow::Result<Vec<RetrievalRow>> {
+    // each attribute's group per image and target distribution, the same for every query
     let groups = attributes
         .iter()
-        .map(|(attribute, column)| group_indices(&scored.images, attribute, *column))
+        .map(|(attribute, column)| {
+            let groups = group_indices(&scored.images, attribute, *column)?;
+            let target = target_distribution(&groups, attribute.values.len(), options.target);
+            Ok((groups, target))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut rows = Vec::new();
     for (query_index, query) in probe.labels().iter().enumerate() {
@@ -377,15 +394,14 @@ fn measure(
             .map(|i| i.cosines[query_index])
             .collect();
         let order = ranking(&scores);
-        for ((attribute, _), groups) in attributes.iter().zip(&groups) {
-            let target = target_distribution(groups, attribute.values.len(), options.target);
+        for ((attribute, _), (groups, target)) in attributes.iter().zip(&groups) {
             let ranked: Vec<usize> = order.iter().map(|&i| groups[i]).collect();
-            let ndkl = ndkl(&ranked, &target);
+            let ndkl = ndkl(&ranked, target);
             rows.extend(options.ks.iter().map(|&k| RetrievalRow {
                 query: query.clone(),
                 attribute: attribute.name.clone(),
                 k,
-                bias: bias_at(&ranked, k, &target),
+                bias: bias_at(&ranked, k, target),
                 ndkl,
             }));
         }
