@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::{Artefact, ChartCache, ExportError, Exporter, Report, SkippedRecord};
-use crate::metrics::{AuditMetrics, PerTemplate};
+use crate::metrics::{AuditMetrics, GroupRate, PerTemplate};
 
 /// Writes `groups.csv`, `accuracy.csv`, `disparities.csv` and `skipped.csv`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,18 +77,24 @@ impl Exporter for CsvExporter {
 /// `groups.csv`: every rate.
 fn groups_csv(metrics: &AuditMetrics) -> Result<Artefact, ExportError> {
     let rows = metrics.rates.iter().map(|r| {
-        vec![
-            r.attribute.clone(),
-            r.group.clone(),
-            r.category.clone(),
-            r.n.to_string(),
-            r.count.to_string(),
-            r.rate.to_string(),
-            r.ci_low.to_string(),
-            r.ci_high.to_string(),
-        ]
+        let mut cells = rate_cells(r);
+        cells.extend([r.ci_low.to_string(), r.ci_high.to_string()]);
+        cells
     });
     render_csv("groups.csv", &GROUPS_HEADER, rows)
+}
+
+/// `attribute,group,category,n,count,rate` of one rate, as `groups.csv` and `templates.csv`
+/// write them.
+fn rate_cells(r: &GroupRate) -> Vec<String> {
+    vec![
+        r.attribute.clone(),
+        r.group.clone(),
+        r.category.clone(),
+        r.n.to_string(),
+        r.count.to_string(),
+        r.rate.to_string(),
+    ]
 }
 
 /// `accuracy.csv`: every group's zero-shot accuracy.
@@ -127,15 +133,9 @@ fn disparities_csv(metrics: &AuditMetrics) -> Result<Artefact, ExportError> {
 fn templates_csv(per_template: &PerTemplate) -> Result<Artefact, ExportError> {
     let rows = per_template.templates.iter().flat_map(|t| {
         t.rates.iter().map(move |r| {
-            vec![
-                t.template.clone(),
-                r.attribute.clone(),
-                r.group.clone(),
-                r.category.clone(),
-                r.n.to_string(),
-                r.count.to_string(),
-                r.rate.to_string(),
-            ]
+            let mut cells = vec![t.template.clone()];
+            cells.extend(rate_cells(r));
+            cells
         })
     });
     render_csv("templates.csv", &TEMPLATES_HEADER, rows)
