@@ -233,14 +233,46 @@ impl VisionShape {
     }
 }
 
+/// A pre-norm MLP with its residual connection: `x += fc2(act(fc1(norm(x))))`.
+struct Mlp {
+    norm: Norm,
+    fc1: Dense,
+    fc2: Dense,
+}
+
+impl Mlp {
+    /// The norm under `norm`, the layers `fc1` and `fc2` under `mlp` (in bf16 with `bf16`).
+    fn load(norm: &VarBuilder, mlp: &VarBuilder, c: &EncoderShape, bf16: bool) -> Result<Self> {
+        Ok(Self {
+            norm: Norm::load(norm, c.width, c.eps)?,
+            fc1: Dense::load(&[mlp.pp("fc1")], c.width, c.intermediate, bf16)?,
+            fc2: Dense::load(&[mlp.pp("fc2")], c.intermediate, c.width, bf16)?,
+        })
+    }
+
+    /// Adds the MLP of `x`'s rows to `x`; `normed` (`[rows, W]`) and `hidden` (`[rows, I]`)
+    /// are scratch.
+    fn residual(
+        &self,
+        x: &mut [f32],
+        (normed, hidden): (&mut [f32], &mut [f32]),
+        c: &EncoderShape,
+        threads: usize,
+    ) {
+        let rows = x.len() / c.width;
+        self.norm.apply(x, normed);
+        self.fc1.forward(normed, hidden, rows, threads);
+        c.activate(hidden);
+        self.fc2.forward_residual(hidden, x, rows, threads);
+    }
+}
+
 /// One pre-norm transformer block.
 struct Block {
     norm1: Norm,
     qkv: Dense,
     out: Dense,
-    norm2: Norm,
-    fc1: Dense,
-    fc2: Dense,
+    mlp: Mlp,
 }
 
 impl Block {
@@ -258,9 +290,7 @@ impl Block {
                 bf16,
             )?,
             out: Dense::load(&[attn.pp("out_proj")], w, w, bf16)?,
-            norm2: Norm::load(&layer.pp("layer_norm2"), w, c.eps)?,
-            fc1: Dense::load(&[layer.pp("mlp").pp("fc1")], w, c.intermediate, bf16)?,
-            fc2: Dense::load(&[layer.pp("mlp").pp("fc2")], c.intermediate, w, bf16)?,
+            mlp: Mlp::load(&layer.pp("layer_norm2"), &layer.pp("mlp"), c, bf16)?,
         })
     }
 }
@@ -303,10 +333,8 @@ impl Encoder {
         block.qkv.forward(&s.normed, &mut s.qkv, rows, threads);
         self.attention(&s.qkv, &mut s.attended, tokens);
         block.out.forward_residual(&s.attended, x, rows, threads);
-        block.norm2.apply(x, &mut s.normed);
-        block.fc1.forward(&s.normed, &mut s.hidden, rows, threads);
-        self.shape.activate(&mut s.hidden);
-        block.fc2.forward_residual(&s.hidden, x, rows, threads);
+        let scratch = (&mut s.normed[..], &mut s.hidden[..]);
+        block.mlp.residual(x, scratch, &self.shape, threads);
     }
 
     /// Multi-head self-attention of every sequence of `t` tokens, in parallel over sequences;
@@ -369,9 +397,7 @@ struct AttentionHead {
     /// Keys and values side by side: `width → 2·width`.
     key_value: Dense,
     out: Dense,
-    norm: Norm,
-    fc1: Dense,
-    fc2: Dense,
+    mlp: Mlp,
 }
 
 impl AttentionHead {
@@ -388,7 +414,6 @@ impl AttentionHead {
             .matmul(&in_weight.narrow(0, 0, w)?.t()?)?
             .broadcast_add(&in_bias.narrow(0, 0, w)?)?;
         let query = (query * ((w / c.heads) as f64).powf(-0.5))?;
-        let mlp = head.pp("mlp");
         Ok(Self {
             post_norm: Norm::load(&vision.pp("post_layernorm"), w, c.eps)?,
             query: vector(&query.flatten_all()?)?,
@@ -398,9 +423,7 @@ impl AttentionHead {
                 bf16,
             )?,
             out: Dense::load(&[attention.pp("out_proj")], w, w, bf16)?,
-            norm: Norm::load(&head.pp("layernorm"), w, c.eps)?,
-            fc1: Dense::load(&[mlp.pp("fc1")], w, c.intermediate, bf16)?,
-            fc2: Dense::load(&[mlp.pp("fc2")], c.intermediate, w, bf16)?,
+            mlp: Mlp::load(&head.pp("layernorm"), &head.pp("mlp"), c, bf16)?,
         })
     }
 
@@ -418,12 +441,9 @@ impl AttentionHead {
         let mut pooled = vec![0.0; batch * w];
         self.out.forward(&attended, &mut pooled, batch, threads);
         let mut normed = vec![0.0; batch * w];
-        self.norm.apply(&pooled, &mut normed);
         let mut hidden = vec![0.0; batch * c.intermediate];
-        self.fc1.forward(&normed, &mut hidden, batch, threads);
-        c.activate(&mut hidden);
-        self.fc2
-            .forward_residual(&hidden, &mut pooled, batch, threads);
+        self.mlp
+            .residual(&mut pooled, (&mut normed, &mut hidden), c, threads);
         pooled
     }
 
