@@ -29,7 +29,9 @@ use crate::provenance::{
 use crate::report_folder::StagedReport;
 use crate::schema::{Attribute, SkippedRecord};
 
-use super::run::{CacheChoice, RunProgress, cache_record, load, model_record, percent};
+use super::run::{
+    CacheChoice, RunProgress, StreamTally, cache_record, fraction, judge_skips, load, model_record,
+};
 
 /// Everything `retrieval` needs, validated by the caller (the command line parses it once).
 #[derive(Debug, Clone)]
@@ -100,7 +102,7 @@ pub fn run(
     progress.phase("ranking the images");
     let scored = score_images(options, &dataset, &loaded, &stage, progress)?;
     let images_s = started.elapsed().as_secs_f64() - loaded_s;
-    judge(options, &scored, &mut warnings)?;
+    judge(options, &scored, &stage, &mut warnings)?;
     let rows = measure(&scored, &attributes, &probe, options)?;
     let report = RetrievalReport {
         title: format!("{} on {} (retrieval)", probe.name, dataset.name()),
@@ -329,45 +331,27 @@ fn score_images(
 fn judge(
     options: &RetrievalOptions,
     scored: &Scored,
+    stage: &StagedReport,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    let (n, skipped, records) = (scored.images.len(), scored.skipped_total, scored.records);
-    if n == 0 {
+    let n = scored.images.len();
+    let tally = StreamTally {
+        dataset: &options.dataset,
+        verb: "ranked",
+        records: scored.records,
+        used: n as u64,
+        skipped: scored.skipped_total,
+        skipped_first: &scored.skipped_first,
+        cache_write_error: scored.cache_write_error.as_deref(),
+    };
+    judge_skips(&tally, options.max_skipped, stage, warnings)?;
+    if let Some(&k) = options.ks.iter().find(|&&k| k > n) {
         bail!(
-            "no image was ranked: {} has {records} records, {skipped} of them skipped",
-            options.dataset.display()
+            "--k {k}: larger than the {n} images ranked ({} records skipped)",
+            scored.skipped_total
         );
     }
-    if let Some(max) = options.max_skipped
-        && fraction(skipped, records) > max
-    {
-        bail!("{skipped} of {records} records were skipped, more than --max-skipped {max} allows");
-    }
-    if let Some(&k) = options.ks.iter().find(|&&k| k > n) {
-        bail!("--k {k}: larger than the {n} images ranked ({skipped} records skipped)");
-    }
-    if let Some(error) = &scored.cache_write_error {
-        warnings.push(format!(
-            "the embedding cache could not be written ({error}); later runs will encode again"
-        ));
-    }
-    if skipped > 0 {
-        warnings.push(format!(
-            "{skipped} of {records} records ({}) were skipped and are not ranked; each is listed \
-             in skipped.csv",
-            percent(skipped, records)
-        ));
-    }
     Ok(())
-}
-
-/// `part / whole` (0 when `whole` is 0).
-fn fraction(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
-    }
 }
 
 /// The measures of every query, attribute and `k`, in that order.

@@ -122,7 +122,16 @@ pub fn run(options: &RunOptions, progress: &dyn RunProgress) -> anyhow::Result<R
     progress.phase("classifying");
     let outcome = classify(options, &prepared, &loaded, stage.dir(), progress)?;
     clock.classified = clock.elapsed();
-    judge_skips(options, &outcome, &stage, &mut warnings)?;
+    let tally = StreamTally {
+        dataset: &options.dataset,
+        verb: "classified",
+        records: outcome.records,
+        used: outcome.metrics.n,
+        skipped: outcome.skipped_total,
+        skipped_first: &outcome.skipped_first,
+        cache_write_error: outcome.cache_write_error.as_deref(),
+    };
+    judge_skips(&tally, options.max_skipped, &stage, &mut warnings)?;
     write(
         options, &prepared, loaded, &outcome, &stage, &clock, &warnings,
     )?;
@@ -445,17 +454,35 @@ impl RunSink<'_> {
     }
 }
 
-/// Fails a run that classified nothing or skipped more than `--max-skipped` allows; warns about
-/// any other skips.
-fn judge_skips(
-    options: &RunOptions,
-    outcome: &RunOutcome,
+/// What streaming a dataset counted, for judging its skips (`run` and `retrieval`).
+pub(super) struct StreamTally<'a> {
+    /// The dataset as given.
+    pub(super) dataset: &'a Path,
+    /// What happened to the images that were read: `classified`, `ranked`.
+    pub(super) verb: &'static str,
+    /// Records read.
+    pub(super) records: u64,
+    /// Records used (classified or ranked).
+    pub(super) used: u64,
+    /// Records skipped.
+    pub(super) skipped: u64,
+    /// The first skipped records.
+    pub(super) skipped_first: &'a [SkippedRecord],
+    /// The first failure to write the embedding cache.
+    pub(super) cache_write_error: Option<&'a str>,
+}
+
+/// Fails a stream that used no image or skipped more than `max_skipped` allows; warns about
+/// any other skips and about a cache that could not be written.
+pub(super) fn judge_skips(
+    tally: &StreamTally,
+    max_skipped: Option<f64>,
     stage: &StagedReport,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    let (skipped, records) = (outcome.skipped_total, outcome.records);
+    let (skipped, records) = (tally.skipped, tally.records);
     let first_skipped = || {
-        let first: Vec<String> = outcome
+        let first: Vec<String> = tally
             .skipped_first
             .iter()
             .take(3)
@@ -467,15 +494,16 @@ fn judge_skips(
             format!(" (first: {})", first.join("; "))
         }
     };
-    if outcome.metrics.n == 0 {
+    if tally.used == 0 {
         bail!(
-            "no image was classified: {} has {records} records, {skipped} of them skipped{}",
-            options.dataset.display(),
+            "no image was {}: {} has {records} records, {skipped} of them skipped{}",
+            tally.verb,
+            tally.dataset.display(),
             first_skipped()
         );
     }
-    if let Some(max) = options.max_skipped
-        && skipped_fraction(outcome) > max
+    if let Some(max) = max_skipped
+        && fraction(skipped, records) > max
     {
         bail!(
             "{skipped} of {records} records ({}) were skipped, more than --max-skipped {max} \
@@ -484,7 +512,7 @@ fn judge_skips(
             first_skipped()
         );
     }
-    if let Some(error) = &outcome.cache_write_error {
+    if let Some(error) = tally.cache_write_error {
         warnings.push(format!(
             "the embedding cache could not be written ({error}); later runs will encode again"
         ));
@@ -500,12 +528,12 @@ fn judge_skips(
     Ok(())
 }
 
-/// `skipped / records` (0 when there are no records).
-fn skipped_fraction(outcome: &RunOutcome) -> f64 {
-    if outcome.records == 0 {
+/// `part / whole` (0 when `whole` is 0).
+pub(super) fn fraction(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
         0.0
     } else {
-        outcome.skipped_total as f64 / outcome.records as f64
+        part as f64 / whole as f64
     }
 }
 
@@ -587,7 +615,7 @@ fn run_record(
         records: outcome.records,
         classified: outcome.metrics.n,
         skipped: outcome.skipped_total,
-        skipped_fraction: skipped_fraction(outcome),
+        skipped_fraction: fraction(outcome.skipped_total, outcome.records),
         batch_size: Some(options.batch_size),
         top_k: Some(options.top_k),
         threads: Some(rayon::current_num_threads()),
@@ -673,7 +701,7 @@ fn open_cache(
 }
 
 /// `part / whole` as a percentage with two decimals that never rounds to 0% or 100% falsely.
-pub(super) fn percent(part: u64, whole: u64) -> String {
+fn percent(part: u64, whole: u64) -> String {
     let value = if whole == 0 {
         0.0
     } else {
