@@ -17,6 +17,7 @@ use clip_audit::images::{DEFAULT_MAX_IMAGE_PIXELS, ImageLimits};
 use clip_audit::metrics::retrieval::Target;
 use clip_audit::metrics::{GroupingRequest, Intersection, ReferenceGroup};
 use clip_audit::model::{ComputeDtype, DeviceChoice, ModelName, ModelRequest, SourceOptions};
+use clip_audit::shard::Shard;
 
 /// Audit CLIP-style image-text models for social bias.
 #[derive(Debug, Parser)]
@@ -321,6 +322,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub per_template: bool,
 
+    /// Classify only shard K of N (0-based, e.g. `0/4`): the records at positions
+    /// ⌊K·T/N⌋..⌊(K+1)·T/N⌋ of the dataset's T, the same whatever the threads or batch size. Run
+    /// all N (on as many machines), then `aggregate --predictions` over their folders reproduces
+    /// the unsharded tables. Not with `--per-template` (aggregate does not merge its tables).
+    #[arg(long, value_name = "K/N", conflicts_with = "per_template")]
+    pub shard: Option<Shard>,
+
     /// The embedding cache.
     #[command(flatten)]
     pub cache: CacheArgs,
@@ -424,8 +432,15 @@ pub enum TargetArg {
 #[derive(Debug, Args)]
 pub struct AggregateArgs {
     /// Predictions file(s), CSV or Parquet: an id column, attribute columns and a label column;
-    /// several files (shards) are combined.
-    #[arg(long = "predictions", value_name = "FILE", required = true)]
+    /// several files are combined (one flag with several values, or the flag repeated). A report
+    /// folder stands for its predictions; the N folders of a `run --shard K/N` are checked to be
+    /// every shard of one run (same dataset, probe and model, none missing or repeated).
+    #[arg(
+        long = "predictions",
+        value_name = "FILE|DIR",
+        required = true,
+        num_args = 1..
+    )]
     pub predictions: Vec<PathBuf>,
 
     /// Probe set whose labels the predictions use.
@@ -562,6 +577,7 @@ impl RunArgs {
             per_template: self.per_template,
             cache: self.cache.choice(),
             image_limits: ImageLimits::new(self.image_limits.max_image_pixels),
+            shard: self.shard,
             command,
         }
     }

@@ -27,3 +27,4 @@ pub mod probe;
 pub mod provenance;
 pub mod report_folder;
 pub mod schema;
+pub mod shard;

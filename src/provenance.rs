@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{ComputePlan, ModelOrigin};
 
@@ -61,8 +61,9 @@ pub struct RunRecord {
     pub started_utc: String,
     /// The probe set.
     pub probe: ProbeRecord,
-    /// The model (`run` only).
-    pub model: Option<ModelRecord>,
+    /// The model: the one `run` loaded ([`ModelRecord`]), or for `aggregate` over shards the one
+    /// the shards' `run.json` name.
+    pub model: Option<serde_json::Value>,
     /// The embedding cache and what it did (`run` with a cache only).
     pub embedding_cache: Option<CacheRecord>,
     /// The dataset (`run`; `aggregate` with `--dataset`).
@@ -95,6 +96,10 @@ pub struct RunRecord {
     pub compared: Vec<ComparedReport>,
     /// Whether `--per-template` was on (`run` only).
     pub per_template: Option<bool>,
+    /// Which share of the dataset a `run --shard K/N` classified (`null` for an unsharded run).
+    pub shard: Option<ShardRecord>,
+    /// The shards an `aggregate` combined (`null` unless its predictions came from shards).
+    pub shards: Option<ShardSetRecord>,
 }
 
 impl RunRecord {
@@ -156,7 +161,7 @@ pub struct CacheRecord {
 }
 
 /// The dataset of a report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatasetRecord {
     /// Its name (the spec's `name`, or the label file's).
     pub name: String,
@@ -166,6 +171,33 @@ pub struct DatasetRecord {
     pub spec_sha256: String,
     /// Where its records came from (format, files and their hashes, Hub commit).
     pub source: serde_json::Value,
+}
+
+/// The `shard` section of a sharded run's `run.json`: shard `index` of `count` (0-based) took the
+/// records at positions `first_record..end_record` of the dataset's `dataset_records`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// K of `--shard K/N`.
+    pub index: usize,
+    /// N of `--shard K/N`.
+    pub count: usize,
+    /// Position of the shard's first record in the dataset's record stream.
+    pub first_record: u64,
+    /// Position one past its last record.
+    pub end_record: u64,
+    /// Records of the whole dataset (every shard's run counts them all).
+    pub dataset_records: u64,
+}
+
+/// The `shards` section of an `aggregate` over a sharded run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardSetRecord {
+    /// N: how many shards the run was split into (all of them were combined).
+    pub count: usize,
+    /// Records of the whole dataset.
+    pub dataset_records: u64,
+    /// Each shard's `run.json` with its SHA-256, in shard order.
+    pub run_json: Vec<InputFileRecord>,
 }
 
 /// An input file with its hash.

@@ -33,6 +33,8 @@ const REPORT_ENTRIES: &[&str] = &[
     "accuracy.csv",
     "disparities.csv",
     "skipped.csv",
+    "templates.csv",
+    "retrieval.csv",
     "metrics.json",
     "tables.md",
     "report.html",

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// A demographic attribute with its vocabulary, in display order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Attribute {
     /// Column name, e.g. `race`.
     pub name: String,

@@ -257,6 +257,9 @@ fn one_template_with_the_flag_repeats_the_ensemble_and_the_cache_serves_it() {
     }
     let tables = std::fs::read_to_string(a.join("tables.md")).unwrap();
     assert!(tables.contains("The probe has one template"), "{tables}");
+    // a report with templates.csv is a report folder: a later run may replace it
+    run(&single, &a, &cache, &[]);
+    assert!(!a.join("templates.csv").exists());
 }
 
 #[test]

@@ -244,6 +244,13 @@ fn after_a_run_nothing_is_encoded_and_files_are_deterministic() {
         .unwrap();
     assert_eq!(check.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&check.stderr).contains("retrieval"));
+    // a retrieval folder is a report folder: running again replaces it
+    ok(retrieval(
+        &probe,
+        &a,
+        &["--k", "5", "--cache-dir", cache.to_str().unwrap()],
+    ));
+    assert!(!a.join("charts/retrieval-race-k20.svg").exists());
 }
 
 #[test]

@@ -408,5 +408,7 @@ fn run_record(
         warnings: comparison.left_out.clone(),
         compared: inputs.iter().map(|i| i.record.clone()).collect(),
         per_template: None,
+        shard: None,
+        shards: None,
     }
 }

@@ -174,7 +174,10 @@ fn run_record(
             classes: probe.classes.len(),
         },
         embedding_cache: loaded.cache.as_ref().map(cache_record),
-        model: Some(model_record(&loaded.model, loaded.hashes.finish()?)),
+        model: Some(serde_json::to_value(model_record(
+            &loaded.model,
+            loaded.hashes.finish()?,
+        ))?),
         dataset: Some(DatasetRecord {
             name: dataset.name().to_string(),
             argument: options.dataset.display().to_string(),
@@ -184,6 +187,8 @@ fn run_record(
         predictions: Vec::new(),
         compared: Vec::new(),
         per_template: None,
+        shard: None,
+        shards: None,
         vocabulary_from: None,
         records: scored.records,
         classified: scored.images.len() as u64,

@@ -6,13 +6,14 @@
 //! the report and `run.json` into the staging folder that [`StagedReport::commit`] swaps in.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 
 use crate::classify::ZeroShotClassifier;
-use crate::dataset::{Dataset, DatasetOptions, RecordCounts};
+use crate::dataset::{Dataset, DatasetError, DatasetOptions, RecordCounts, RecordItem};
 use crate::embed::class_embeddings;
 use crate::embed_cache::{EmbeddingCache, ModelKey};
 use crate::export::{Report, ReportContext, SkippedWriter, write_report};
@@ -30,6 +31,7 @@ use crate::provenance::{
 };
 use crate::report_folder::StagedReport;
 use crate::schema::SkippedRecord;
+use crate::shard::Shard;
 
 use super::tabulation::{metrics_setup, report_context};
 
@@ -65,6 +67,8 @@ pub struct RunOptions {
     pub cache: CacheChoice,
     /// Bounds on each image.
     pub image_limits: ImageLimits,
+    /// Classify only this share of the dataset's records (`--shard K/N`).
+    pub shard: Option<Shard>,
     /// The command line, recorded in `run.json` and the report lock.
     pub command: Vec<String>,
 }
@@ -118,7 +122,7 @@ pub fn run(options: &RunOptions, progress: &dyn RunProgress) -> anyhow::Result<R
         &mut warnings,
     )?;
     clock.loaded = clock.elapsed();
-    progress.total(prepared.counts.items);
+    progress.total(prepared.records.end - prepared.records.start);
     progress.phase("classifying");
     let outcome = classify(options, &prepared, &loaded, stage.dir(), progress)?;
     clock.classified = clock.elapsed();
@@ -175,6 +179,8 @@ struct Prepared {
     dataset: Dataset,
     setup: MetricsSetup,
     counts: RecordCounts,
+    /// The positions in the record stream to classify: all, or the shard's.
+    records: Range<u64>,
 }
 
 /// Reads the probe and the dataset, builds the tabulation, and reads every dataset row once
@@ -206,11 +212,22 @@ fn prepare(
     let counts = dataset
         .check_records()
         .with_context(|| format!("checking the dataset {}", options.dataset.display()))?;
+    let records = match options.shard {
+        None => 0..counts.items,
+        Some(shard) if (shard.count as u64) > counts.items => bail!(
+            "--shard {shard}: {} has {} records, fewer than the {} shards asked for",
+            options.dataset.display(),
+            counts.items,
+            shard.count
+        ),
+        Some(shard) => shard.range(counts.items),
+    };
     Ok(Prepared {
         probe,
         dataset,
         setup,
         counts,
+        records,
     })
 }
 
@@ -376,7 +393,7 @@ fn classify(
         limits: options.image_limits,
     };
     let stats = pipeline.run(
-        prepared.dataset.records()?,
+        shard_records(prepared)?,
         |outcomes| sink.take(outcomes),
         &|done| progress.records(done),
     )?;
@@ -396,6 +413,19 @@ fn classify(
         skipped_first,
         cache_write_error: stats.cache_write_error,
     })
+}
+
+/// The dataset's record stream cut to the positions `prepared.records` (an error item is always
+/// passed on, so a file that changed since the checking pass still fails the run).
+fn shard_records(
+    prepared: &Prepared,
+) -> anyhow::Result<impl Iterator<Item = Result<RecordItem, DatasetError>> + '_> {
+    let Range { start, end } = prepared.records.clone();
+    let stream = prepared.dataset.records()?;
+    Ok(stream
+        .take(usize::try_from(end).unwrap_or(usize::MAX))
+        .enumerate()
+        .filter_map(move |(at, item)| (item.is_err() || at as u64 >= start).then_some(item)))
 }
 
 /// Where a run's outcomes go: predictions files, counts and `skipped.csv`.
@@ -555,7 +585,10 @@ fn write(
         scores: Some(loaded.classifier.scoring().describe().to_string()),
         per_template: outcome.per_template.clone(),
         ..report_context(
-            format!("{} on {}", probe.name, dataset.name()),
+            match options.shard {
+                Some(shard) => format!("{} on {} (shard {shard})", probe.name, dataset.name()),
+                None => format!("{} on {}", probe.name, dataset.name()),
+            },
             probe,
             &prepared.setup,
             loaded.model.files.display_name(),
@@ -602,7 +635,10 @@ fn run_record(
             content_hash: probe.content_hash(),
             classes: probe.classes.len(),
         },
-        model: Some(model_record(model, loaded.hashes.finish()?)),
+        model: Some(serde_json::to_value(model_record(
+            model,
+            loaded.hashes.finish()?,
+        ))?),
         embedding_cache: loaded.cache.as_ref().map(cache_record),
         dataset: Some(DatasetRecord {
             name: dataset.name().to_string(),
@@ -624,6 +660,10 @@ fn run_record(
         warnings: warnings.to_vec(),
         compared: Vec::new(),
         per_template: Some(options.per_template),
+        shard: options
+            .shard
+            .map(|shard| shard.record(prepared.counts.items)),
+        shards: None,
     })
 }
 

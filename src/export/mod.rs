@@ -22,7 +22,7 @@ use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping, PerTemplat
 pub use crate::schema::SkippedRecord;
 
 pub use self::charts::{ChartCache, ChartsExporter, grouped_bars};
-pub use self::csv::{ACCURACY_HEADER, CsvExporter, GROUPS_HEADER};
+pub use self::csv::{ACCURACY_HEADER, CsvExporter, GROUPS_HEADER, SKIPPED_HEADER};
 pub use self::html::HtmlExporter;
 pub use self::html::SKIPPED_SHOWN;
 pub use self::json::JsonExporter;
