@@ -49,7 +49,7 @@ pub fn run(options: &AggregateOptions) -> anyhow::Result<RunSummary> {
     for path in &options.predictions {
         require_complete_source(path)?;
     }
-    let probe = ProbeSet::load(&options.probe)?;
+    let probe = ProbeSet::open(&options.probe)?;
     let files = open_files(options, &probe)?;
     let (attributes, dataset) = vocabularies(options, &files)?;
     probe.check_attributes(files[0].attributes())?;
@@ -258,7 +258,7 @@ fn run_record(
         started_utc,
         probe: ProbeRecord {
             name: probe.name.clone(),
-            file: options.probe.display().to_string(),
+            file: probe.source.display().to_string(),
             content_hash: probe.content_hash(),
             classes: probe.classes.len(),
         },
