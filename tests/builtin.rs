@@ -381,3 +381,26 @@ fn a_run_by_name_from_any_folder_equals_the_run_with_the_files() {
     let spec_path = name["dataset"]["source"]["spec"]["path"].as_str().unwrap();
     assert!(Path::new(spec_path).starts_with(&copies), "{spec_path}");
 }
+
+#[test]
+fn concurrent_materialisations_of_the_demo_set_agree() {
+    let root = tempfile::tempdir().unwrap();
+    let demo = builtin::find(Kind::Dataset, "demo").unwrap();
+    let specs: Vec<PathBuf> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| scope.spawn(|| builtin::materialise(&demo, root.path()).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(specs.iter().all(|s| *s == specs[0]));
+    let copies = root.path().join("builtin-datasets");
+    let entries: Vec<String> = std::fs::read_dir(&copies)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries.len(), 1, "no temporary folder is left: {entries:?}");
+    for (path, bytes) in demo.data_files() {
+        let file = specs[0].parent().unwrap().join(path);
+        assert_eq!(std::fs::read(file).unwrap(), bytes, "{path}");
+    }
+}
