@@ -272,7 +272,7 @@ fn a_local_builtin_spec_reads_the_current_folder_and_says_so() {
         e.contains("built-in dataset spec utkface")
             && e.contains("current folder")
             && e.contains("clip-audit datasets show utkface")
-            && e.contains("utkface/UTKFace"),
+            && e.contains("utkface/UTKFace: "),
         "{e}"
     );
     let faces = dir.path().join("utkface/UTKFace");

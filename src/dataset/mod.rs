@@ -269,9 +269,10 @@ impl Dataset {
             Self::open_spec_text(&origin, file.text, file.sha256(), options).map_err(|e| {
                 match e {
                     DatasetError::Io { .. } | DatasetError::Format { .. } => failed(format!(
-                        "its relative paths are read from the current folder ({}); run from the folder that holds the data, or write the spec to a file with `clip-audit datasets show {}` and edit its paths: {e}",
+                        "its relative paths are read from the current folder ({}); run from the folder that holds the data, or write the spec to a file with `clip-audit datasets show {}` and edit its paths: {}",
                         std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string()),
-                        file.name
+                        file.name,
+                        with_causes(&e)
                     )),
                     other => other,
                 }
@@ -476,6 +477,18 @@ impl Dataset {
             Source::Utk(folder) => folder.describe_row(index),
         }
     }
+}
+
+/// `error` followed by each of its causes, `: `-separated.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A spec file's text and the SHA-256 (hex) of its bytes.
