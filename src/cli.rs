@@ -46,6 +46,9 @@ pub enum Command {
     /// Check and inspect probe sets.
     #[command(subcommand)]
     Probes(ProbesCommand),
+    /// List and print the dataset specs built into the binary.
+    #[command(subcommand)]
+    Datasets(DatasetsCommand),
     /// Classify images zero-shot against a list of labels.
     Classify(ClassifyArgs),
     /// Measure image-encoder and end-to-end throughput and write a Markdown report.
@@ -204,9 +207,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "model")]
     pub tokenizer: Option<PathBuf>,
 
-    /// Probe set whose prompts the end-to-end run embeds (default: the CLIP paper's race probe,
-    /// built into the binary).
-    #[arg(long, value_name = "FILE")]
+    /// Probe set (file or built-in name) whose prompts the end-to-end run embeds (default: the
+    /// built-in `clip-paper-race`).
+    #[arg(long, value_name = "NAME_OR_FILE")]
     pub probe: Option<PathBuf>,
 
     /// Folder of images for the end-to-end run (default: synthetic 448×448 JPEGs).
@@ -275,12 +278,14 @@ pub struct GroupingArgs {
 /// Options of `clip-audit run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Probe set (TOML, see probes/).
-    #[arg(long, value_name = "FILE")]
+    /// Probe set: a TOML file, or the name of a built-in probe (`probes list`); a file of that
+    /// name wins.
+    #[arg(long, value_name = "NAME_OR_FILE")]
     pub probe: PathBuf,
 
-    /// Dataset spec (TOML, see datasets/) or a FairFace-style label CSV.
-    #[arg(long, value_name = "FILE")]
+    /// Dataset spec (a TOML file, or the name of a built-in spec: `datasets list`; a file of that
+    /// name wins) or a FairFace-style label CSV.
+    #[arg(long, value_name = "NAME_OR_FILE")]
     pub dataset: PathBuf,
 
     /// The checkpoint.
@@ -341,12 +346,13 @@ pub struct RunArgs {
 /// Options of `clip-audit retrieval`.
 #[derive(Debug, Args)]
 pub struct RetrievalArgs {
-    /// Probe set (TOML): each class is one text query, embedded with its templates.
-    #[arg(long, value_name = "FILE")]
+    /// Probe set (TOML file or built-in name): each class is one text query, embedded with its
+    /// templates.
+    #[arg(long, value_name = "NAME_OR_FILE")]
     pub probe: PathBuf,
 
-    /// Dataset spec (TOML, see datasets/) or a FairFace-style label CSV: the images ranked.
-    #[arg(long, value_name = "FILE")]
+    /// Dataset spec (TOML file or built-in name) or a FairFace-style label CSV: the images ranked.
+    #[arg(long, value_name = "NAME_OR_FILE")]
     pub dataset: PathBuf,
 
     /// The checkpoint.
@@ -443,8 +449,8 @@ pub struct AggregateArgs {
     )]
     pub predictions: Vec<PathBuf>,
 
-    /// Probe set whose labels the predictions use.
-    #[arg(long, value_name = "FILE")]
+    /// Probe set whose labels the predictions use (TOML file or built-in name).
+    #[arg(long, value_name = "NAME_OR_FILE")]
     pub probe: PathBuf,
 
     /// Report folder to write.
@@ -455,9 +461,9 @@ pub struct AggregateArgs {
     #[arg(long, default_value = "predicted_label", value_name = "NAME")]
     pub label_column: String,
 
-    /// Dataset spec or label CSV giving the attribute vocabularies (default: the values found,
-    /// with FairFace's known orders).
-    #[arg(long, value_name = "FILE")]
+    /// Dataset spec (file or built-in name) or label CSV giving the attribute vocabularies
+    /// (default: the values found, with FairFace's known orders).
+    #[arg(long, value_name = "NAME_OR_FILE")]
     pub dataset: Option<PathBuf>,
 
     /// Grouping and report options.
@@ -474,14 +480,43 @@ pub enum ProbesCommand {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print a probe's categories, classes, expanded prompts and content hash.
+    /// Print a probe's categories, classes, expanded prompts and content hash (or, with
+    /// `--toml`, its file's text, to copy and edit).
     Show {
-        /// Probe file.
-        #[arg(value_name = "FILE")]
+        /// Probe file, or the name of a built-in probe (see `probes list`).
+        #[arg(value_name = "NAME_OR_FILE")]
         file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long, conflicts_with = "toml")]
+        json: bool,
+        /// Print the TOML text itself, byte for byte (a probe that `extend`s another needs that
+        /// one next to it too).
+        #[arg(long)]
+        toml: bool,
+    },
+    /// List the probes built into the binary: name, classes, content hash, description.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `clip-audit datasets ...`.
+#[derive(Debug, Subcommand)]
+pub enum DatasetsCommand {
+    /// List the dataset specs built into the binary: name, format, spec SHA-256, where the data
+    /// comes from.
+    List {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a dataset spec's TOML text, byte for byte (to copy and edit).
+    Show {
+        /// Spec file, or the name of a built-in dataset spec (see `datasets list`).
+        #[arg(value_name = "NAME_OR_FILE")]
+        spec: PathBuf,
     },
 }
 

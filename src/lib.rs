@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod builtin;
 pub mod check;
 pub mod classify;
 pub mod commands;

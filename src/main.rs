@@ -21,7 +21,7 @@ use clip_audit::commands::run::RunOptions;
 mod cli;
 mod progress;
 
-use cli::{BenchFormat, Cli, Command, ProbesCommand};
+use cli::{BenchFormat, Cli, Command, DatasetsCommand, ProbesCommand};
 
 /// Prints a line to standard error, ignoring failures (there is nowhere left to report them).
 macro_rules! say {
@@ -102,8 +102,20 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Probes(ProbesCommand::Show { file, json }) => {
+        Command::Probes(ProbesCommand::Show {
+            file, toml: true, ..
+        }) => emit(&commands::probes::toml_text(&file)?, ExitCode::SUCCESS),
+        Command::Probes(ProbesCommand::Show { file, json, .. }) => {
             emit(&commands::probes::show(&file, json)?, ExitCode::SUCCESS)
+        }
+        Command::Probes(ProbesCommand::List { json }) => {
+            emit(&commands::probes::list(json)?, ExitCode::SUCCESS)
+        }
+        Command::Datasets(DatasetsCommand::List { json }) => {
+            emit(&commands::datasets::list(json)?, ExitCode::SUCCESS)
+        }
+        Command::Datasets(DatasetsCommand::Show { spec }) => {
+            emit(&commands::datasets::show(&spec)?, ExitCode::SUCCESS)
         }
         Command::Classify(args) => {
             let format = args.format.into();

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::builtin::{self, BuiltinFile, Kind, Resolved};
 use crate::embed::LABEL_PLACEHOLDER;
 
 /// Why a probe file is not a valid probe set.
@@ -60,6 +61,9 @@ pub enum ProbeError {
         /// The files of the cycle, in order.
         chain: String,
     },
+    /// `--probe` names neither a file nor a built-in probe.
+    #[error(transparent)]
+    UnknownName(#[from] crate::builtin::UnknownName),
     /// A class matches on an attribute the dataset lacks.
     #[error(
         "probe {probe}: class `{label}` matches on attribute `{attribute}`, which the dataset does not have (it has: {available})"
@@ -170,7 +174,7 @@ pub struct ProbeSet {
     pub categories: Vec<Category>,
     /// Classes in file order (extended files first).
     pub classes: Vec<ProbeClass>,
-    /// The file it was read from.
+    /// The file it was read from, or `builtin:NAME` for a probe built into the binary.
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -178,10 +182,21 @@ pub struct ProbeSet {
 impl ProbeSet {
     /// Reads, resolves (`extend`) and validates a probe file.
     pub fn load(path: &Path) -> Result<Self, ProbeError> {
-        let mut chain = Vec::new();
-        let probe = load_resolved(path, &mut chain)?;
-        probe.validate()?;
-        Ok(probe)
+        load_checked(&Disk, path)
+    }
+
+    /// The probe a `--probe` argument names: an existing file, else a built-in probe by name
+    /// (see [`crate::builtin::resolve`]); its `extend` is resolved among the built-ins.
+    pub fn open(arg: &Path) -> Result<Self, ProbeError> {
+        match builtin::resolve(arg, Kind::Probe)? {
+            Resolved::File(path) => Self::load(&path),
+            Resolved::Builtin(file) => Self::builtin(&file),
+        }
+    }
+
+    /// A built-in probe (its `source` is `builtin:NAME`).
+    pub fn builtin(file: &BuiltinFile) -> Result<Self, ProbeError> {
+        load_checked(&Builtins, Path::new(&file.origin()))
     }
 
     /// The class labels, in order.
@@ -294,19 +309,96 @@ impl ProbeSet {
     }
 }
 
+/// Where the files of an `extend` chain are read from: the file system, or the built-ins.
+trait ProbeFiles {
+    /// The identity of `path` on the `extend` chain (canonical, so a cycle is seen).
+    fn identity(&self, path: &Path) -> Result<PathBuf, ProbeError>;
+    /// The text of `path`.
+    fn read(&self, path: &Path) -> Result<String, ProbeError>;
+    /// The file that `extend = "other"` in `path` names.
+    fn extended(&self, path: &Path, other: &str) -> PathBuf;
+}
+
+/// Probe files on disk; `extend` is relative to the extending file's folder.
+struct Disk;
+
+impl ProbeFiles for Disk {
+    fn identity(&self, path: &Path) -> Result<PathBuf, ProbeError> {
+        path.canonicalize().map_err(|source| ProbeError::Io {
+            file: path.to_path_buf(),
+            source,
+        })
+    }
+
+    fn read(&self, path: &Path) -> Result<String, ProbeError> {
+        crate::input_file::read_regular_text(path).map_err(|source| ProbeError::Io {
+            file: path.to_path_buf(),
+            source,
+        })
+    }
+
+    fn extended(&self, path: &Path, other: &str) -> PathBuf {
+        path.parent().unwrap_or(Path::new(".")).join(other)
+    }
+}
+
+/// Built-in probes, as `builtin:NAME`; `extend = "NAME.toml"` names another built-in.
+struct Builtins;
+
+impl Builtins {
+    fn find(path: &Path) -> Result<BuiltinFile, ProbeError> {
+        path.to_str()
+            .and_then(|p| p.strip_prefix(builtin::PREFIX))
+            .and_then(|name| builtin::find(Kind::Probe, name))
+            .ok_or_else(|| ProbeError::Io {
+                file: path.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no built-in probe of that name (a built-in probe can extend built-in probes only)",
+                ),
+            })
+    }
+}
+
+impl ProbeFiles for Builtins {
+    fn identity(&self, path: &Path) -> Result<PathBuf, ProbeError> {
+        Ok(PathBuf::from(Self::find(path)?.origin()))
+    }
+
+    fn read(&self, path: &Path) -> Result<String, ProbeError> {
+        Ok(Self::find(path)?.text.to_string())
+    }
+
+    fn extended(&self, _path: &Path, other: &str) -> PathBuf {
+        PathBuf::from(format!(
+            "{}{}",
+            builtin::PREFIX,
+            other.strip_suffix(".toml").unwrap_or(other)
+        ))
+    }
+}
+
+/// Loads `path` from `files` with its `extend` chain resolved, and validates it.
+fn load_checked(files: &dyn ProbeFiles, path: &Path) -> Result<ProbeSet, ProbeError> {
+    let mut chain = Vec::new();
+    let probe = load_resolved(files, path, &mut chain)?;
+    probe.validate()?;
+    Ok(probe)
+}
+
 /// Loads `path` with its `extend` chain resolved; `chain` holds the files being loaded.
-fn load_resolved(path: &Path, chain: &mut Vec<PathBuf>) -> Result<ProbeSet, ProbeError> {
-    enter(path, chain)?;
-    let file = read_probe_file(path)?;
+fn load_resolved(
+    files: &dyn ProbeFiles,
+    path: &Path,
+    chain: &mut Vec<PathBuf>,
+) -> Result<ProbeSet, ProbeError> {
+    enter(files.identity(path)?, path, chain)?;
+    let file = parse_probe_file(path, &files.read(path)?)?;
     let parent = match &file.extend {
-        Some(other) => {
-            let base = path.parent().unwrap_or(Path::new("."));
-            Some(load_resolved(&base.join(other), chain)?)
-        }
+        Some(other) => Some(load_resolved(files, &files.extended(path, other), chain)?),
         None => None,
     };
     chain.pop();
-
     let templates = resolve_templates(path, &file, parent.as_ref())?;
     let article = file
         .article
@@ -347,12 +439,9 @@ fn load_resolved(path: &Path, chain: &mut Vec<PathBuf>) -> Result<ProbeSet, Prob
     })
 }
 
-/// Pushes `path` (canonical) onto the `extend` chain, refusing a file already on it.
-fn enter(path: &Path, chain: &mut Vec<PathBuf>) -> Result<(), ProbeError> {
-    let canonical = path.canonicalize().map_err(|source| ProbeError::Io {
-        file: path.to_path_buf(),
-        source,
-    })?;
+/// Pushes `canonical` (the identity of `path`) onto the `extend` chain, refusing a file already
+/// on it.
+fn enter(canonical: PathBuf, path: &Path, chain: &mut Vec<PathBuf>) -> Result<(), ProbeError> {
     if let Some(start) = chain.iter().position(|p| *p == canonical) {
         let names: Vec<String> = chain[start..]
             .iter()
@@ -368,13 +457,9 @@ fn enter(path: &Path, chain: &mut Vec<PathBuf>) -> Result<(), ProbeError> {
     Ok(())
 }
 
-/// Reads and parses one probe file as written.
-fn read_probe_file(path: &Path) -> Result<ProbeFile, ProbeError> {
-    let text = crate::input_file::read_regular_text(path).map_err(|source| ProbeError::Io {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ProbeError::Parse {
+/// Parses the text of one probe file as written.
+fn parse_probe_file(path: &Path, text: &str) -> Result<ProbeFile, ProbeError> {
+    toml::from_str(text).map_err(|e| ProbeError::Parse {
         file: path.to_path_buf(),
         message: e.to_string().trim_end().replace('\n', " "),
     })

@@ -115,7 +115,7 @@ impl RunRecord {
 pub struct ProbeRecord {
     /// Its `name`.
     pub name: String,
-    /// The file as given on the command line.
+    /// The file as given on the command line, or `builtin:NAME` for a probe built into the binary.
     pub file: String,
     /// Content hash of the resolved probe (see `clip-audit probes show`).
     pub content_hash: String,

@@ -642,7 +642,8 @@ fn a_missing_probe_file_names_its_cause_once() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(env!("CARGO_BIN_EXE_clip-audit"))
         .current_dir(out_dir.path())
-        .args(["run", "--probe", "missing.toml", "--dataset"])
+        // a path with a folder: a bare `missing.toml` would be looked up among the built-ins
+        .args(["run", "--probe", "./missing.toml", "--dataset"])
         .arg(root.join("datasets/demo.toml"))
         .arg("--model")
         .arg(root.join("tests/fixtures/tiny-clip"))

@@ -59,7 +59,7 @@ pub fn run(options: &AggregateOptions) -> anyhow::Result<RunSummary> {
         require_complete_source(path)?;
     }
     let shards = ShardSet::read(&paths)?;
-    let probe = ProbeSet::load(&options.probe)?;
+    let probe = ProbeSet::open(&options.probe)?;
     if let Some(set) = &shards {
         require_shards_probe(set, &probe, &options.probe)?;
     }
@@ -461,7 +461,7 @@ fn run_record(
         started_utc,
         probe: ProbeRecord {
             name: inputs.probe.name.clone(),
-            file: options.probe.display().to_string(),
+            file: inputs.probe.source.display().to_string(),
             content_hash: inputs.probe.content_hash(),
             classes: inputs.probe.classes.len(),
         },

@@ -16,6 +16,7 @@ use image::{Rgb, RgbImage};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::builtin::{self, Kind};
 use crate::classify::ZeroShotClassifier;
 use crate::dataset::ImageSource;
 use crate::embed::{class_embeddings, image_embeddings};
@@ -29,7 +30,7 @@ use crate::probe::ProbeSet;
 use crate::model::tokenizer::BUILTIN_CLIP_TOKENIZER as BUILTIN_TOKENIZER;
 
 /// The probe whose prompts the end-to-end run embeds by default: the CLIP paper's race probe.
-const BUILTIN_PROBE: &str = include_str!("../../probes/clip-paper-race.toml");
+const DEFAULT_PROBE: &str = "clip-paper-race";
 
 /// Everything `bench` needs, validated by the caller.
 #[derive(Debug, Clone)]
@@ -42,8 +43,8 @@ pub struct BenchOptions {
     pub tokenizer: Option<PathBuf>,
     /// Number format of the image encoder.
     pub dtype: ComputeDtype,
-    /// Probe set whose prompts the end-to-end run embeds (default: the built-in
-    /// `clip-paper-race`).
+    /// Probe set (file or built-in name) whose prompts the end-to-end run embeds (default: the
+    /// built-in `clip-paper-race`).
     pub probe: Option<PathBuf>,
     /// Folder of images for the end-to-end run (default: synthetic 448×448 JPEGs).
     pub images: Option<PathBuf>,
@@ -325,11 +326,14 @@ fn time_end_to_end(
             synthesize_images(&scratch.join("images"), options.n, 448)?
         }
     };
-    let probe_file = match &options.probe {
-        Some(path) => path.clone(),
-        None => write_scratch_file(scratch, "clip-paper-race.toml", BUILTIN_PROBE.as_bytes())?,
+    let probe = match &options.probe {
+        Some(arg) => ProbeSet::open(arg)?,
+        None => {
+            let file = builtin::find(Kind::Probe, DEFAULT_PROBE)
+                .context("the default probe is missing from the built-in catalogue")?;
+            ProbeSet::builtin(&file)?
+        }
     };
-    let probe = ProbeSet::load(&probe_file)?;
     progress("end-to-end run");
     let start = Instant::now();
     let model = request.load()?;

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod check;
 pub mod classify;
 pub mod compare;
+pub mod datasets;
 pub mod probes;
 pub mod retrieval;
 pub mod run;

@@ -169,7 +169,7 @@ fn run_record(
         started_utc: times.started_utc,
         probe: ProbeRecord {
             name: probe.name.clone(),
-            file: options.probe.display().to_string(),
+            file: probe.source.display().to_string(),
             content_hash: probe.content_hash(),
             classes: probe.classes.len(),
         },
@@ -213,7 +213,7 @@ struct Prepared {
 /// Reads the probe and the dataset, picks the attributes and checks every dataset row and every
 /// `k` before anything is loaded or written. Each attribute comes with its column index.
 fn prepare(options: &RetrievalOptions, progress: &dyn RunProgress) -> anyhow::Result<Prepared> {
-    let probe = ProbeSet::load(&options.probe)?;
+    let probe = ProbeSet::open(&options.probe)?;
     let dataset = Dataset::open(
         &options.dataset,
         &DatasetOptions {

@@ -190,7 +190,7 @@ fn prepare(
     progress: &dyn RunProgress,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<Prepared> {
-    let probe = ProbeSet::load(&options.probe)?;
+    let probe = ProbeSet::open(&options.probe)?;
     let dataset = Dataset::open(
         &options.dataset,
         &DatasetOptions {
@@ -631,7 +631,7 @@ fn run_record(
         started_utc: clock.started_utc.clone(),
         probe: ProbeRecord {
             name: probe.name.clone(),
-            file: options.probe.display().to_string(),
+            file: probe.source.display().to_string(),
             content_hash: probe.content_hash(),
             classes: probe.classes.len(),
         },

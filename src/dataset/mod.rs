@@ -19,6 +19,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::builtin::{self, BuiltinFile, Kind, Resolved};
 use crate::digest::hex;
 
 use crate::images::ImageLimits;
@@ -206,6 +207,18 @@ pub enum DatasetError {
         /// Where it appears again.
         second: String,
     },
+    /// `--dataset` names neither a file nor a built-in dataset spec.
+    #[error(transparent)]
+    UnknownName(#[from] crate::builtin::UnknownName),
+    /// A built-in dataset spec could not be used: its data could not be written into the cache,
+    /// or its relative paths (read from the current folder) do not lead to the user's files.
+    #[error("built-in dataset spec {name}: {message}")]
+    Builtin {
+        /// The built-in's name.
+        name: String,
+        /// What went wrong and what to do.
+        message: String,
+    },
     /// `--dataset` is neither a `.toml` spec nor a `.csv` label file.
     #[error("{}: expected a dataset spec (.toml) or a FairFace-style label CSV (.csv)", path.display())]
     UnknownInput {
@@ -234,8 +247,53 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// `arg` is a dataset spec (.toml) or a FairFace-style label CSV used directly.
+    /// `arg` is a dataset spec (.toml) or a FairFace-style label CSV used directly, or the name
+    /// of a built-in dataset spec (see [`crate::builtin::resolve`]; an existing file wins).
     pub fn open(arg: &Path, options: &DatasetOptions) -> Result<Dataset, DatasetError> {
+        match builtin::resolve(arg, Kind::Dataset)? {
+            Resolved::File(path) => Self::open_file(&path, options),
+            Resolved::Builtin(file) => Self::open_builtin(&file, options),
+        }
+    }
+
+    /// A built-in dataset spec: one with shipped data (the demo set) is first written with its
+    /// data into the cache (see [`builtin::materialise`]); any other is read from the binary, its
+    /// relative paths taken from the current folder. `provenance.builtin` names it.
+    fn open_builtin(file: &BuiltinFile, options: &DatasetOptions) -> Result<Dataset, DatasetError> {
+        let failed = |message: String| DatasetError::Builtin {
+            name: file.name.to_string(),
+            message,
+        };
+        let mut dataset = if file.data_files().is_empty() {
+            let origin = PathBuf::from(file.origin());
+            Self::open_spec_text(&origin, file.text, file.sha256(), options).map_err(|e| {
+                match e {
+                    DatasetError::Io { .. } | DatasetError::Format { .. } => failed(format!(
+                        "its relative paths are read from the current folder ({}); run from the folder that holds the data, or write the spec to a file with `clip-audit datasets show {}` and edit its paths: {}",
+                        std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string()),
+                        file.name,
+                        with_causes(&e)
+                    )),
+                    other => other,
+                }
+            })?
+        } else {
+            let root = crate::embed_cache::EmbeddingCache::default_root()
+                .map_err(|e| failed(format!("its data is written into the cache folder: {e}")))?;
+            let spec = builtin::materialise(file, &root).map_err(|e| {
+                failed(format!(
+                    "writing its data into {}: {e}",
+                    root.join("builtin-datasets").display()
+                ))
+            })?;
+            Self::open_spec(&spec, options)?
+        };
+        dataset.provenance["builtin"] = file.name.into();
+        Ok(dataset)
+    }
+
+    /// A dataset spec or label CSV file.
+    fn open_file(arg: &Path, options: &DatasetOptions) -> Result<Dataset, DatasetError> {
         let ext = arg
             .extension()
             .and_then(|e| e.to_str())
@@ -251,7 +309,17 @@ impl Dataset {
 
     fn open_spec(file: &Path, options: &DatasetOptions) -> Result<Dataset, DatasetError> {
         let (text, spec_hash) = read_spec(file)?;
-        let spec = spec::parse(file, &text)?;
+        Self::open_spec_text(file, &text, spec_hash, options)
+    }
+
+    /// A spec's `text`, read from `file` (which names it and anchors its relative paths).
+    fn open_spec_text(
+        file: &Path,
+        text: &str,
+        spec_hash: String,
+        options: &DatasetOptions,
+    ) -> Result<Dataset, DatasetError> {
+        let spec = spec::parse(file, text)?;
         let plan = Plan::from_specs(file, &spec.attributes)?;
         let (source, details) = open_source(file, &spec.source, &plan, options)?;
         let mut provenance = serde_json::json!({
@@ -336,6 +404,27 @@ impl Dataset {
     }
 }
 
+/// A dataset spec as `clip-audit datasets list` shows it, read without opening its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecSummary {
+    /// The spec's `name`.
+    pub name: String,
+    /// The spec's `description`.
+    pub description: String,
+    /// The `[source]` format (`fairface`, `fairface-hub`, …).
+    pub format: &'static str,
+}
+
+/// Parses a spec's `text` (named `file` in messages) into its [`SpecSummary`].
+pub fn spec_summary(file: &Path, text: &str) -> Result<SpecSummary, DatasetError> {
+    let spec = spec::parse(file, text)?;
+    Ok(SpecSummary {
+        format: spec.source.format(),
+        name: spec.name,
+        description: spec.description,
+    })
+}
+
 /// What the checking pass ([`Dataset::check_records`]) counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecordCounts {
@@ -388,6 +477,18 @@ impl Dataset {
             Source::Utk(folder) => folder.describe_row(index),
         }
     }
+}
+
+/// `error` followed by each of its causes, `: `-separated.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A spec file's text and the SHA-256 (hex) of its bytes.
