@@ -133,43 +133,11 @@ fn prompt_spread(report: &Report) -> String {
 /// Per grouping: its groups' sizes and those too small to judge.
 fn sample_sizes(report: &Report) -> Vec<Block> {
     let index = super::view::Index::new(report.metrics);
-    let mut small_any = false;
-    let rows: Vec<Vec<Cell>> = Layout::all(report)
+    let rows: Vec<(Vec<Cell>, bool)> = Layout::all(report)
         .iter()
-        .map(|layout| {
-            let sizes: Vec<(String, u64)> = layout
-                .groups()
-                .into_iter()
-                .map(|g| {
-                    let n = index.size(layout.name(), &g);
-                    (g, n)
-                })
-                .collect();
-            let present: Vec<u64> = sizes.iter().map(|s| s.1).filter(|&n| n > 0).collect();
-            let small: Vec<String> = sizes
-                .iter()
-                .filter(|(_, n)| *n > 0 && *n < SMALL_GROUP)
-                .map(|(g, n)| format!("{} ({n})", Layout::row_label(g)))
-                .collect();
-            let empty = sizes.iter().filter(|(_, n)| *n == 0).count();
-            small_any |= !small.is_empty();
-            let mut small_text = if small.is_empty() {
-                "none".to_string()
-            } else {
-                small.join(", ")
-            };
-            if empty > 0 {
-                small_text.push_str(&format!("; {empty} without images"));
-            }
-            vec![
-                Cell::plain(layout.display_name()),
-                Cell::plain(present.len().to_string()),
-                Cell::plain(present.iter().min().map_or("—".into(), u64::to_string)),
-                Cell::plain(present.iter().max().map_or("—".into(), u64::to_string)),
-                Cell::plain(small_text),
-            ]
-        })
+        .map(|layout| size_row(&index, layout))
         .collect();
+    let small_any = rows.iter().any(|(_, small)| *small);
     let mut blocks = vec![
         Block::Heading(3, "Sample sizes".into()),
         Block::Table(Table {
@@ -183,7 +151,7 @@ fn sample_sizes(report: &Report) -> Vec<Block> {
             .map(String::from)
             .to_vec(),
             numeric: vec![false, true, true, true, false],
-            rows,
+            rows: rows.into_iter().map(|(row, _)| row).collect(),
             footnote: format!(
                 "A group of fewer than {SMALL_GROUP} images has wide intervals and an \
                  approximate z-test: a disparity there can be missed, and a rate there should \
@@ -197,6 +165,41 @@ fn sample_sizes(report: &Report) -> Vec<Block> {
         )));
     }
     blocks
+}
+
+/// One grouping's row of the sample-size table, and whether it has a group too small to judge.
+fn size_row(index: &super::view::Index, layout: &Layout) -> (Vec<Cell>, bool) {
+    let sizes: Vec<(String, u64)> = layout
+        .groups()
+        .into_iter()
+        .map(|g| {
+            let n = index.size(layout.name(), &g);
+            (g, n)
+        })
+        .collect();
+    let present: Vec<u64> = sizes.iter().map(|s| s.1).filter(|&n| n > 0).collect();
+    let small: Vec<String> = sizes
+        .iter()
+        .filter(|(_, n)| *n > 0 && *n < SMALL_GROUP)
+        .map(|(g, n)| format!("{} ({n})", Layout::row_label(g)))
+        .collect();
+    let empty = sizes.iter().filter(|(_, n)| *n == 0).count();
+    let mut small_text = if small.is_empty() {
+        "none".to_string()
+    } else {
+        small.join(", ")
+    };
+    if empty > 0 {
+        small_text.push_str(&format!("; {empty} without images"));
+    }
+    let row = vec![
+        Cell::plain(layout.display_name()),
+        Cell::plain(present.len().to_string()),
+        Cell::plain(present.iter().min().map_or("—".into(), u64::to_string)),
+        Cell::plain(present.iter().max().map_or("—".into(), u64::to_string)),
+        Cell::plain(small_text),
+    ];
+    (row, !small.is_empty())
 }
 
 #[cfg(test)]

@@ -685,66 +685,68 @@ pub(crate) struct ChartText {
 
 /// The alt text and text fallback of `chart`.
 pub(crate) fn chart_text(report: &Report, chart: &ChartSpec) -> ChartText {
-    let index = Index::new(report.metrics);
     let categories = &report.context.categories;
-    let layout = report
-        .context
-        .groupings
-        .iter()
-        .find(|g| g.name == chart.grouping)
-        .and_then(|g| Layout::new(g, &report.context.attributes));
-    let groups = layout.as_ref().map_or_else(Vec::new, Layout::groups);
-    let name = chart.grouping.as_str();
-    let rate_text = |g: &str, c: &str| {
-        index.rate(name, g, c).map_or_else(
-            || "no images".to_string(),
-            |r| format!("{}% (95% CI {}%)", pct(r.rate), ci(r.ci_low, r.ci_high)),
-        )
-    };
     let (kind, lines): (&str, Vec<String>) = match (chart.category, chart.ranges) {
         (Some(c), true) => (
             "Range chart: for each group, the rate under the template ensemble and its range \
              across the templates used one at a time.",
-            spread_lines(report, name, &categories[c].name),
+            spread_lines(report, &chart.grouping, &categories[c].name),
         ),
         (Some(c), false) => (
             "Heatmap: one cell per group, darker for a higher share of images.",
-            groups
-                .iter()
-                .map(|g| {
-                    let size = index.size(name, g);
-                    format!(
-                        "{} (n = {size}): {}",
-                        Layout::row_label(g),
-                        rate_text(g, &categories[c].name)
-                    )
-                })
-                .collect(),
+            group_lines(report, &chart.grouping, &categories[c..=c]),
         ),
         (None, _) => (
             "Grouped bar chart: for each group, the share of its images predicted into each \
              category, with 95% interval whiskers.",
-            groups
-                .iter()
-                .map(|g| {
-                    let size = index.size(name, g);
-                    let parts: Vec<String> = categories
-                        .iter()
-                        .map(|c| format!("{} {}", c.name, rate_text(g, &c.name)))
-                        .collect();
-                    format!(
-                        "{} (n = {size}): {}",
-                        Layout::row_label(g),
-                        parts.join("; ")
-                    )
-                })
-                .collect(),
+            group_lines(report, &chart.grouping, categories),
         ),
     };
     ChartText {
         alt: format!("{}. {kind} The numbers follow as text.", chart.title),
         lines,
     }
+}
+
+/// One line per group of `grouping` (display order): its size and its rate of each of
+/// `categories` with the 95% interval.
+fn group_lines(report: &Report, grouping: &str, categories: &[CategoryInfo]) -> Vec<String> {
+    let index = Index::new(report.metrics);
+    let Some(layout) = report
+        .context
+        .groupings
+        .iter()
+        .find(|g| g.name == grouping)
+        .and_then(|g| Layout::new(g, &report.context.attributes))
+    else {
+        return Vec::new();
+    };
+    layout
+        .groups()
+        .iter()
+        .map(|g| {
+            let parts: Vec<String> = categories
+                .iter()
+                .map(|c| {
+                    let rate = index.rate(grouping, g, &c.name).map_or_else(
+                        || "no images".to_string(),
+                        |r| format!("{}% (95% CI {}%)", pct(r.rate), ci(r.ci_low, r.ci_high)),
+                    );
+                    if categories.len() == 1 {
+                        rate
+                    } else {
+                        format!("{} {rate}", c.name)
+                    }
+                })
+                .collect();
+            format!(
+                "{} (n = {}): {}",
+                Layout::row_label(g),
+                index.size(grouping, g),
+                parts.join("; ")
+            )
+        })
+        .collect()
 }
 
 /// One line per group of a per-template range chart.
