@@ -3,11 +3,17 @@
 # the offline demo set with the tiny random-weight test model. It shows the report format only;
 # the model is random, so its numbers mean nothing. --no-cache keeps this machine's cache folder out
 # of run.json. The last digit of a few probabilities can differ between CPUs (kernel order); the
-# tables, charts and page do not.
+# tables, charts and page do not. CLIP_AUDIT names a built binary to use instead of
+# `cargo run --release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -n "${CLIP_AUDIT:-}" ]; then
+    tool=("$CLIP_AUDIT")
+else
+    tool=(cargo run --release --quiet --)
+fi
 rm -rf reports/demo
-cargo run --release --quiet -- run \
+"${tool[@]}" run \
     --probe probes/clip-paper-race.toml \
     --dataset datasets/demo.toml \
     --model tests/fixtures/tiny-clip \

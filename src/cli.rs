@@ -15,7 +15,7 @@ use clip_audit::commands::retrieval::RetrievalOptions;
 use clip_audit::commands::run::{CacheChoice, RunOptions};
 use clip_audit::images::{DEFAULT_MAX_IMAGE_PIXELS, ImageLimits};
 use clip_audit::metrics::retrieval::Target;
-use clip_audit::metrics::{GroupingRequest, Intersection, ReferenceGroup};
+use clip_audit::metrics::{Alpha, GroupingRequest, Intersection, ReferenceGroup};
 use clip_audit::model::{ComputeDtype, DeviceChoice, ModelName, ModelRequest, SourceOptions};
 use clip_audit::shard::Shard;
 
@@ -269,6 +269,11 @@ pub struct GroupingArgs {
     /// (default: the largest group).
     #[arg(long, value_name = "ATTR=GROUP")]
     pub reference: Vec<ReferenceGroup>,
+
+    /// Family-wise significance level of the findings: a disparity is one when its Holm-adjusted
+    /// p-value (over every test of the report) is at most this.
+    #[arg(long, default_value = "0.05", value_name = "ALPHA")]
+    pub alpha: Alpha,
 
     /// A note shown at the top of the report (e.g. that a model is a test fixture).
     #[arg(long, value_name = "TEXT")]
@@ -587,6 +592,7 @@ impl GroupingArgs {
             by: self.by,
             intersections: self.intersect,
             references: self.reference,
+            alpha: self.alpha,
         };
         (request, self.note)
     }

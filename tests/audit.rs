@@ -173,7 +173,9 @@ fn demo_run_writes_a_complete_deterministic_report() {
     assert!(
         std::fs::read_to_string(a.join("disparities.csv"))
             .unwrap()
-            .starts_with("attribute,category,metric,value,group,reference_group\n")
+            .starts_with(
+                "attribute,category,metric,value,group,reference_group,p_value,p_adjusted\n"
+            )
     );
 
     // predictions.parquet: the documented columns, one row per image

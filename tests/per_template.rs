@@ -195,6 +195,14 @@ fn per_template_rates_equal_single_template_runs_exactly() {
     assert_eq!(json(&plain.join("run.json"))["per_template"], false);
     assert_eq!(json(&out.join("run.json"))["per_template"], true);
     check_spread(&out, &singles);
+    // the caveats quote the sweep's widest spread; without a sweep they say there was none
+    let tables = std::fs::read_to_string(out.join("tables.md")).unwrap();
+    assert!(
+        tables.contains("templates used one at a time, rates moved by up to"),
+        "{tables}"
+    );
+    let plain_tables = std::fs::read_to_string(plain.join("tables.md")).unwrap();
+    assert!(plain_tables.contains("No per-template sweep was run"));
 }
 
 /// metrics.json's spread: per cell the min, median and max of the single-template rates, and the

@@ -26,6 +26,7 @@ pub fn report_context(
         model,
         dataset,
         scores: None,
+        templates: probe.templates.clone(),
         categories: setup.categories.clone(),
         attributes: setup.attributes.clone(),
         groupings: setup.groupings.clone(),
@@ -63,6 +64,7 @@ pub fn metrics_setup(
         class_category: probe.classes.iter().map(|c| c.category).collect(),
         class_matches,
         reference,
+        alpha: request.alpha,
     })
 }
 

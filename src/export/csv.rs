@@ -34,13 +34,15 @@ pub const ACCURACY_HEADER: [&str; 7] = [
     "ci_high",
 ];
 /// Header of `disparities.csv`.
-pub const DISPARITIES_HEADER: [&str; 6] = [
+pub const DISPARITIES_HEADER: [&str; 8] = [
     "attribute",
     "category",
     "metric",
     "value",
     "group",
     "reference_group",
+    "p_value",
+    "p_adjusted",
 ];
 /// Header of `templates.csv` (`run --per-template`).
 pub const TEMPLATES_HEADER: [&str; 7] = [
@@ -113,16 +115,20 @@ fn accuracy_csv(metrics: &AuditMetrics) -> Result<Artefact, ExportError> {
     render_csv("accuracy.csv", &ACCURACY_HEADER, rows)
 }
 
-/// `disparities.csv`: every disparity (an undefined value as an empty cell).
+/// `disparities.csv`: every disparity with its test's raw and Holm-adjusted p-values (an
+/// undefined value, or a row without a test, as an empty cell).
 fn disparities_csv(metrics: &AuditMetrics) -> Result<Artefact, ExportError> {
+    let number = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
     let rows = metrics.disparities.iter().map(|d| {
         vec![
             d.attribute.clone(),
             d.category.clone(),
             d.metric.as_str().to_string(),
-            d.value.map_or_else(String::new, |v| v.to_string()),
+            number(d.value),
             d.group.clone(),
             d.reference_group.clone(),
+            number(d.p_value),
+            number(d.p_adjusted),
         ]
     });
     render_csv("disparities.csv", &DISPARITIES_HEADER, rows)

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{Artefact, ChartCache, ExportError, Exporter, Report};
-use crate::metrics::{Attribute, CategoryInfo, Disparity, GroupAccuracy, GroupRate, PerTemplate};
+use crate::metrics::{
+    Attribute, CategoryInfo, Disparity, Findings, GroupAccuracy, GroupRate, PerTemplate,
+};
 
 /// Writes `metrics.json`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,6 +40,8 @@ struct MetricsFile<'a> {
     /// The rates under each template alone and their spread (`run --per-template` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     per_template: Option<&'a PerTemplate>,
+    /// Disparities outside the ratio band and significant after the Holm adjustment.
+    findings: &'a Findings,
 }
 
 #[derive(Serialize)]
@@ -86,6 +90,7 @@ impl Exporter for JsonExporter {
             reference_groups: &metrics.reference_groups,
             skipped: context.skipped_count(),
             per_template: context.per_template.as_ref(),
+            findings: &metrics.findings,
         };
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(|source| ExportError::Json {
             path: PathBuf::from("metrics.json"),
@@ -141,7 +146,8 @@ mod tests {
                 "disparities",
                 "empty_groups",
                 "reference_groups",
-                "skipped"
+                "skipped",
+                "findings"
             ]
         );
         assert_eq!(v["probe"]["hash"], "sha256:0123456789abcdef");

@@ -25,6 +25,13 @@ pub(crate) fn render(report: &Report) -> String {
     if let Some(note) = &context.note {
         let _ = writeln!(out, "> **Note:** {}\n", escape(note));
     }
+    let top = super::summary::findings(report)
+        .into_iter()
+        .chain(super::summary::caveats(report));
+    for block in top {
+        block_md(&mut out, block);
+    }
+    let _ = writeln!(out, "## Run\n");
     let _ = writeln!(out, "- Model: {}", escape(&context.model));
     if let Some(scores) = &context.scores {
         let _ = writeln!(out, "- Scores: {}", escape(scores));
@@ -40,23 +47,7 @@ pub(crate) fn render(report: &Report) -> String {
     let _ = writeln!(out, "- Images skipped: {}\n", context.skipped_count());
     let sensitivity = super::sensitivity::blocks(report);
     for block in view::document(report).into_iter().chain(sensitivity) {
-        match block {
-            Block::Heading(level, text) => {
-                let _ = writeln!(out, "{} {}\n", "#".repeat(level.into()), escape(&text));
-            }
-            Block::Para(text) => {
-                let _ = writeln!(out, "{}\n", escape(&text));
-            }
-            Block::Table(table) => table_md(&mut out, &table),
-            Block::Chart(chart) => {
-                let _ = writeln!(
-                    out,
-                    "![{}](charts/{}.png)\n",
-                    escape(&chart.title),
-                    chart.stem
-                );
-            }
-        }
+        block_md(&mut out, block);
     }
     let _ = writeln!(out, "## Skipped images\n");
     let _ = match context.skipped_count() {
@@ -65,6 +56,33 @@ pub(crate) fn render(report: &Report) -> String {
         k => writeln!(out, "{k} images were skipped (listed in `skipped.csv`)."),
     };
     out
+}
+
+/// One block of the document as Markdown.
+fn block_md(out: &mut String, block: Block) {
+    match block {
+        Block::Heading(level, text) => {
+            let _ = writeln!(out, "{} {}\n", "#".repeat(level.into()), escape(&text));
+        }
+        Block::Para(text) => {
+            let _ = writeln!(out, "{}\n", escape(&text));
+        }
+        Block::List(items) => {
+            for item in items {
+                let _ = writeln!(out, "- {}", escape(&item));
+            }
+            out.push('\n');
+        }
+        Block::Table(table) => table_md(out, &table),
+        Block::Chart(chart) => {
+            let _ = writeln!(
+                out,
+                "![{}](charts/{}.png)\n",
+                escape(&chart.title),
+                chart.stem
+            );
+        }
+    }
 }
 
 fn table_md(out: &mut String, table: &Table) {

@@ -14,6 +14,7 @@ mod markdown;
 pub mod retrieval;
 mod sensitivity;
 mod skipped;
+mod summary;
 mod view;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,8 @@ pub struct ReportContext {
     /// How the model turned similarities into probabilities, when known (`run`; `aggregate`
     /// reads predictions of any classifier and leaves it `None`).
     pub scores: Option<String>,
+    /// The probe's prompt templates (with `{label}`), for the report's caveats.
+    pub templates: Vec<String>,
     /// The probe's categories, in order.
     pub categories: Vec<CategoryInfo>,
     /// The dataset's attributes with their vocabularies in display order.

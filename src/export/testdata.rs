@@ -111,6 +111,7 @@ pub(crate) fn build(names: &Names) -> (ReportContext, AuditMetrics) {
         class_category: category,
         class_matches: matches,
         reference: BTreeMap::new(),
+        alpha: Default::default(),
     };
     let mut acc = MetricsAccumulator::new(setup);
     predict(names, &mut acc);
@@ -253,6 +254,7 @@ fn context(
         model: format!("openai/clip-vit-base-patch32{t}"),
         dataset: format!("datasets/fairface-val.toml{t}"),
         scores: None,
+        templates: vec![format!("a photo of a {{label}}.{t}")],
         categories,
         attributes,
         groupings,

@@ -18,6 +18,8 @@ pub(crate) enum Block {
     Heading(u8, String),
     /// A paragraph of plain text.
     Para(String),
+    /// A bulleted list of plain-text items.
+    List(Vec<String>),
     /// A table.
     Table(Table),
     /// A chart from [`plan`].
@@ -47,14 +49,16 @@ pub(crate) struct Cell {
 }
 
 impl Cell {
-    fn plain(text: impl Into<String>) -> Self {
+    /// A cell that is not highlighted.
+    pub(crate) fn plain(text: impl Into<String>) -> Self {
         Self {
             text: text.into(),
             flagged: false,
         }
     }
 
-    fn flag(text: impl Into<String>, flagged: bool) -> Self {
+    /// A cell highlighted when `flagged`.
+    pub(crate) fn flag(text: impl Into<String>, flagged: bool) -> Self {
         Self {
             text: text.into(),
             flagged,
@@ -255,7 +259,7 @@ impl<'a> Layout<'a> {
     }
 
     /// Row labels for people (`Black × Male` for 3-attribute keys).
-    fn row_label(key: &str) -> String {
+    pub(crate) fn row_label(key: &str) -> String {
         key.replace('*', " × ")
     }
 }
@@ -668,6 +672,104 @@ pub(crate) struct ChartSpec {
     pub title: String,
     /// A prompt-sensitivity range chart of `category` (`run --per-template`).
     pub ranges: bool,
+}
+
+/// A chart for readers who cannot see it: alt text and its numbers, one line per group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChartText {
+    /// What the chart shows, in one or two sentences.
+    pub alt: String,
+    /// The chart's numbers, one line per group.
+    pub lines: Vec<String>,
+}
+
+/// The alt text and text fallback of `chart`.
+pub(crate) fn chart_text(report: &Report, chart: &ChartSpec) -> ChartText {
+    let categories = &report.context.categories;
+    let (kind, lines): (&str, Vec<String>) = match (chart.category, chart.ranges) {
+        (Some(c), true) => (
+            "Range chart: for each group, the rate under the template ensemble and its range \
+             across the templates used one at a time.",
+            spread_lines(report, &chart.grouping, &categories[c].name),
+        ),
+        (Some(c), false) => (
+            "Heatmap: one cell per group, darker for a higher share of images.",
+            group_lines(report, &chart.grouping, &categories[c..=c]),
+        ),
+        (None, _) => (
+            "Grouped bar chart: for each group, the share of its images predicted into each \
+             category, with 95% interval whiskers.",
+            group_lines(report, &chart.grouping, categories),
+        ),
+    };
+    ChartText {
+        alt: format!("{}. {kind} The numbers follow as text.", chart.title),
+        lines,
+    }
+}
+
+/// One line per group of `grouping` (display order): its size and its rate of each of
+/// `categories` with the 95% interval.
+fn group_lines(report: &Report, grouping: &str, categories: &[CategoryInfo]) -> Vec<String> {
+    let index = Index::new(report.metrics);
+    let Some(layout) = report
+        .context
+        .groupings
+        .iter()
+        .find(|g| g.name == grouping)
+        .and_then(|g| Layout::new(g, &report.context.attributes))
+    else {
+        return Vec::new();
+    };
+    layout
+        .groups()
+        .iter()
+        .map(|g| {
+            let parts: Vec<String> = categories
+                .iter()
+                .map(|c| {
+                    let rate = index.rate(grouping, g, &c.name).map_or_else(
+                        || "no images".to_string(),
+                        |r| format!("{}% (95% CI {}%)", pct(r.rate), ci(r.ci_low, r.ci_high)),
+                    );
+                    if categories.len() == 1 {
+                        rate
+                    } else {
+                        format!("{} {rate}", c.name)
+                    }
+                })
+                .collect();
+            format!(
+                "{} (n = {}): {}",
+                Layout::row_label(g),
+                index.size(grouping, g),
+                parts.join("; ")
+            )
+        })
+        .collect()
+}
+
+/// One line per group of a per-template range chart.
+fn spread_lines(report: &Report, grouping: &str, category: &str) -> Vec<String> {
+    let Some(per_template) = &report.context.per_template else {
+        return Vec::new();
+    };
+    per_template
+        .spread
+        .iter()
+        .filter(|s| s.attribute == grouping && s.category == category)
+        .map(|s| {
+            format!(
+                "{} (n = {}): ensemble {}%, templates {}–{}% (median {}%)",
+                Layout::row_label(&s.group),
+                s.n,
+                pct(s.ensemble),
+                pct(s.min),
+                pct(s.max),
+                pct(s.median)
+            )
+        })
+        .collect()
 }
 
 /// Every chart of `report`, in document order.

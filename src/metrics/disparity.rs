@@ -1,10 +1,12 @@
 //! Disparities between the groups of one grouping: max − min and min / max of each category's
-//! rate, each group's ratio to a reference group (flagged Aequitas-style outside [0.8, 1.25]),
-//! and the chi-square p-value of group × category independence.
+//! rate, each group's ratio to a reference group (flagged Aequitas-style outside [0.8, 1.25]) with
+//! the two-proportion z-test of that group's rate against the reference's, and the chi-square
+//! p-value of group × category independence.
 
 use serde::Serialize;
 
 use super::CategoryInfo;
+use super::difference::two_proportion_p;
 use super::rates::chi_square_p;
 
 /// The lower end of the Aequitas fairness band for ratios.
@@ -57,6 +59,14 @@ pub struct Disparity {
     pub reference_group: String,
     /// A ratio outside [0.8, 1.25] (Aequitas' four-fifths band).
     pub flagged: bool,
+    /// The raw p-value of this row's test: the chi-square test for `chi2_p`, the pooled
+    /// two-proportion z-test of the group's rate against the reference's for
+    /// `ratio_to_reference`; `None` for the reference itself, for other metrics and when no test
+    /// is possible (both rates 0 or both 1).
+    pub p_value: Option<f64>,
+    /// `p_value` Holm–Bonferroni-adjusted over every test of the report
+    /// ([`super::significance::adjust`]).
+    pub p_adjusted: Option<f64>,
 }
 
 /// Disparities for one grouping; `table` holds (group, n, count per category) for non-empty groups.
@@ -79,21 +89,17 @@ pub fn for_grouping(
             .collect();
         out.extend(category_disparities(
             attribute,
-            &category.name,
+            (c, &category.name),
             table,
             &rates,
             reference,
         ));
     }
     let counts: Vec<Vec<u64>> = table.iter().map(|(_, _, c)| c.clone()).collect();
-    out.push(disparity(
-        attribute,
-        "",
-        DisparityMetric::Chi2P,
-        chi_square_p(&counts),
-        "",
-        "",
-    ));
+    let p = chi_square_p(&counts);
+    let mut chi = disparity(attribute, "", DisparityMetric::Chi2P, p, "", "");
+    chi.p_value = p;
+    out.push(chi);
     out
 }
 
@@ -101,7 +107,7 @@ pub fn for_grouping(
 /// index into `table`), every group's ratio to it.
 fn category_disparities(
     attribute: &str,
-    category: &str,
+    (c, category): (usize, &str),
     table: &[(String, u64, Vec<u64>)],
     rates: &[f64],
     reference: Option<usize>,
@@ -127,16 +133,20 @@ fn category_disparities(
         ),
     ];
     if let Some(r) = reference {
-        let reference = &table[r].0;
-        for (i, (group, _, _)) in table.iter().enumerate() {
-            out.push(disparity(
+        let (reference, n_ref, ref_counts) = &table[r];
+        for (i, (group, n, counts)) in table.iter().enumerate() {
+            let mut row = disparity(
                 attribute,
                 category,
                 DisparityMetric::RatioToReference,
                 ratio(rates[i], rates[r]),
                 group,
                 reference,
-            ));
+            );
+            if i != r {
+                row.p_value = two_proportion_p(counts[c], *n, ref_counts[c], *n_ref);
+            }
+            out.push(row);
         }
     }
     out
@@ -178,6 +188,8 @@ fn disparity(
         group: group.to_string(),
         reference_group: reference_group.to_string(),
         flagged,
+        p_value: None,
+        p_adjusted: None,
     }
 }
 
@@ -241,12 +253,15 @@ mod tests {
         let b = find("crime", DisparityMetric::RatioToReference, "B");
         assert_eq!(b.value, Some(1.0));
         assert!(!b.flagged);
+        // the reference is not tested against itself; A's 2/10 against B's 8/20 is
+        assert_eq!(b.p_value, None);
+        assert_eq!(a.p_value, two_proportion_p(2, 10, 8, 20));
+        assert!(a.p_value.is_some());
         let human_a = find("human", DisparityMetric::RatioToReference, "A");
         assert!((human_a.value.unwrap() - 0.8 / 0.6).abs() < 1e-12);
         assert!(human_a.flagged); // 1.33 > 1.25
-        assert!(
-            d.iter()
-                .any(|x| x.metric == DisparityMetric::Chi2P && x.value.is_some())
-        );
+        assert!(d.iter().any(|x| x.metric == DisparityMetric::Chi2P
+            && x.value.is_some()
+            && x.p_value == x.value));
     }
 }

@@ -1,13 +1,16 @@
 //! Group metrics of an audit (definitions in README), accumulated one prediction at a time so memory stays
 //! flat in the number of images: per-group category rates with Wilson intervals, accuracy of
-//! `match`ed predictions, disparities between groups and a chi-square test of independence.
+//! `match`ed predictions, disparities between groups, a chi-square test of independence, and the
+//! findings that survive a Holm–Bonferroni correction over all of them.
 
 pub mod difference;
 pub mod disparity;
+pub mod findings;
 pub mod per_template;
 pub mod rates;
 pub mod request;
 pub mod retrieval;
+pub mod significance;
 
 use std::collections::BTreeMap;
 
@@ -15,9 +18,11 @@ use serde::Serialize;
 
 pub use difference::{newcombe_interval, two_proportion_p};
 pub use disparity::{Disparity, DisparityMetric};
+pub use findings::{Finding, Findings};
 pub use per_template::{PerTemplate, RateSpread, TemplateRates};
 pub use rates::{chi_square_p, wilson_interval};
 pub use request::{GroupingRequest, Intersection, ReferenceGroup};
+pub use significance::{Alpha, holm};
 
 /// Name of the pseudo-attribute and group holding the overall rates.
 pub const ALL: &str = "all";
@@ -109,6 +114,8 @@ pub struct MetricsSetup {
     pub class_matches: Vec<Vec<(usize, String)>>,
     /// Reference group per grouping name (default: the largest group).
     pub reference: BTreeMap<String, String>,
+    /// Family-wise significance level of the findings (`--alpha`).
+    pub alpha: Alpha,
 }
 
 /// Rate of one category in one group.
@@ -166,6 +173,8 @@ pub struct AuditMetrics {
     pub empty_groups: BTreeMap<String, Vec<String>>,
     /// The reference group used for `ratio_to_reference`, per grouping.
     pub reference_groups: BTreeMap<String, String>,
+    /// Disparities outside the ratio band and significant after the Holm adjustment.
+    pub findings: Findings,
 }
 
 /// Counts predictions; [`MetricsAccumulator::finish`] turns them into [`AuditMetrics`].
@@ -278,11 +287,14 @@ impl MetricsAccumulator {
             disparities: Vec::new(),
             empty_groups: BTreeMap::new(),
             reference_groups: BTreeMap::new(),
+            findings: Findings::default(),
         };
         self.push_overall(&mut out, has_rules);
         for (g, grouping) in self.setup.groupings.iter().enumerate() {
             self.push_grouping(&mut out, g, grouping, has_rules);
         }
+        let tests = significance::adjust(&mut out.disparities);
+        out.findings = findings::collect(&out, self.setup.alpha.get(), tests);
         out
     }
 
@@ -471,6 +483,7 @@ mod tests {
                 vec![],
             ],
             reference: BTreeMap::new(),
+            alpha: Alpha::default(),
         }
     }
 

@@ -149,6 +149,7 @@ mod tests {
             disparities: Vec::new(),
             empty_groups: BTreeMap::new(),
             reference_groups: BTreeMap::new(),
+            findings: Default::default(),
         }
     }
 

@@ -13,6 +13,8 @@ pub struct GroupingRequest {
     pub intersections: Vec<Intersection>,
     /// Reference groups for `ratio_to_reference` (default: the largest group).
     pub references: Vec<ReferenceGroup>,
+    /// Family-wise significance level of the report's findings (`--alpha`, default 0.05).
+    pub alpha: super::Alpha,
 }
 
 /// An intersection of two or more attributes, written `race*gender`.
