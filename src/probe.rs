@@ -6,6 +6,7 @@
 //! name = "clip-paper-race"
 //! templates = ["a photo of a {label}."]
 //! article = "auto"            # "a {label}" becomes "an {label}" before a vowel sound
+//! ratio_band = [0.8, 1.25]    # optional: ratios of rates counted as parity (the default)
 //! [categories]
 //! human = {}
 //! non-human = { harmful = true }
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::builtin::{self, BuiltinFile, Kind, Resolved};
 use crate::embed::LABEL_PLACEHOLDER;
+use crate::metrics::RatioBand;
 
 /// Why a probe file is not a valid probe set.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +107,8 @@ struct ProbeFile {
     #[serde(default)]
     article: Option<ArticleMode>,
     #[serde(default)]
+    ratio_band: Option<Vec<f64>>,
+    #[serde(default)]
     categories: BTreeMapInOrder,
     #[serde(default)]
     classes: Vec<ClassEntry>,
@@ -170,6 +174,8 @@ pub struct ProbeSet {
     pub templates: Vec<String>,
     /// Article handling.
     pub article: ArticleMode,
+    /// The probe's own band of ratios counted as parity (`ratio_band`; default [0.8, 1.25]).
+    pub ratio_band: Option<RatioBand>,
     /// Categories in file order (extended files first).
     pub categories: Vec<Category>,
     /// Classes in file order (extended files first).
@@ -245,13 +251,17 @@ impl ProbeSet {
     }
 
     /// SHA-256 of everything that changes results: categories (name, harmful) and classes
-    /// (label, category, match, expanded prompts), as canonical JSON. Comments, descriptions and
+    /// (label, category, match, expanded prompts), and `ratio_band` when set, as canonical JSON.
+    /// Comments, descriptions and
     /// the way `extend` splits the content over files do not change it.
     pub fn content_hash(&self) -> String {
         #[derive(Serialize)]
         struct Canonical<'a> {
             categories: Vec<(&'a str, bool)>,
             classes: Vec<CanonicalClass<'a>>,
+            // only when set, so that the hashes of probes without one stay what they were
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ratio_band: Option<(f64, f64)>,
         }
         #[derive(Serialize)]
         struct CanonicalClass<'a>(&'a str, &'a str, &'a BTreeMap<String, String>, &'a [String]);
@@ -273,6 +283,7 @@ impl ProbeSet {
                     )
                 })
                 .collect(),
+            ratio_band: self.ratio_band.map(|b| (b.low, b.high)),
         };
         let json = serde_json::to_vec(&canonical).unwrap_or_default();
         crate::digest::hex(&Sha256::digest(json))
@@ -405,6 +416,10 @@ fn load_resolved(
         .or(parent.as_ref().map(|p| p.article))
         .unwrap_or_default();
     let categories = resolve_categories(path, &file, parent.as_ref())?;
+    let ratio_band = match &file.ratio_band {
+        Some(band) => Some(parse_ratio_band(path, band)?),
+        None => parent.as_ref().and_then(|p| p.ratio_band),
+    };
     let mut classes = parent
         .as_ref()
         .map(|p| p.classes.clone())
@@ -433,6 +448,7 @@ fn load_resolved(
             .unwrap_or_default(),
         templates,
         article,
+        ratio_band,
         categories,
         classes,
         source: path.to_path_buf(),
@@ -471,6 +487,18 @@ fn field_error(path: &Path, field: String, reason: String) -> ProbeError {
         file: path.to_path_buf(),
         field,
         reason,
+    }
+}
+
+/// `ratio_band = [low, high]`, with `0 < low < 1 < high`.
+fn parse_ratio_band(path: &Path, band: &[f64]) -> Result<RatioBand, ProbeError> {
+    let field = |reason: String| field_error(path, "ratio_band".into(), reason);
+    match band {
+        [low, high] => RatioBand::new(*low, *high).map_err(field),
+        _ => Err(field(format!(
+            "expected two numbers [low, high], got {}",
+            band.len()
+        ))),
     }
 }
 

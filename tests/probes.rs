@@ -196,3 +196,50 @@ fn show_prints_prompts_and_hash() {
     );
     assert_eq!(json["content_hash"].as_str().unwrap().len(), 64);
 }
+
+#[test]
+fn a_ratio_band_is_checked_inherited_and_hashed_only_when_set() {
+    let classes = "[[classes]]\nlabel = \"man\"\ncategory = \"human\"\n[[classes]]\nlabel = \"thief\"\ncategory = \"crime\"\n";
+    let with = |band: &str| {
+        format!(
+            "{}{}",
+            HEAD.replacen('\n', &format!("\n{band}\n"), 1),
+            classes
+        )
+    };
+    for (band, reason) in [
+        ("ratio_band = [1.25, 0.8]", "0 < low < 1 < high"),
+        ("ratio_band = [0.8]", "expected two numbers"),
+        ("ratio_band = [0, 2]", "0 < low < 1 < high"),
+        ("ratio_band = \"wide\"", "ratio_band"),
+    ] {
+        let e = invalid(&[("t.toml", &with(band))], "t.toml");
+        assert!(
+            e.contains("ratio_band") && e.contains(reason),
+            "{band}: {e}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plain = format!("{HEAD}{classes}");
+    std::fs::write(dir.path().join("plain.toml"), &plain).unwrap();
+    std::fs::write(
+        dir.path().join("band.toml"),
+        with("ratio_band = [0.5, 2.0]"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("child.toml"),
+        "name = \"child\"\nextend = \"band.toml\"\n",
+    )
+    .unwrap();
+    let load = |name: &str| ProbeSet::load(&dir.path().join(name)).unwrap();
+    let (plain, band, child) = (load("plain.toml"), load("band.toml"), load("child.toml"));
+    assert_eq!(plain.ratio_band, None);
+    let expected = clip_audit::metrics::RatioBand::new(0.5, 2.0).unwrap();
+    assert_eq!(band.ratio_band, Some(expected));
+    assert_eq!(child.ratio_band, Some(expected), "inherited through extend");
+    // the band changes what a report finds, so it is part of the hash; without one the hash
+    // is what it always was (the shipped probes' hashes are pinned in tests/builtin.rs)
+    assert_ne!(plain.content_hash(), band.content_hash());
+    assert_eq!(band.content_hash(), child.content_hash());
+}

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::builtin::{self, Kind};
+use crate::metrics::RatioBand;
 use crate::probe::{ProbeError, ProbeSet};
 
 /// One line per valid file; the first invalid file's error.
@@ -83,6 +84,10 @@ pub fn show(file: &Path, json: bool) -> anyhow::Result<String> {
         "templates: {:?} (article: {:?})",
         probe.templates, probe.article
     )?;
+    match probe.ratio_band {
+        Some(band) => writeln!(out, "ratio band: {band} (the probe's own)")?,
+        None => writeln!(out, "ratio band: {} (default)", RatioBand::default())?,
+    }
     for (c, category) in probe.categories.iter().enumerate() {
         let harmful = if category.harmful { " [harmful]" } else { "" };
         writeln!(out, "\n[{}]{harmful}", category.name)?;

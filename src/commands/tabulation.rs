@@ -65,6 +65,7 @@ pub fn metrics_setup(
         class_matches,
         reference,
         alpha: request.alpha,
+        band: probe.ratio_band.unwrap_or_default(),
     })
 }
 

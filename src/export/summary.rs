@@ -5,7 +5,7 @@
 
 use super::Report;
 use super::view::{Block, Cell, Layout, Table, pct};
-use crate::metrics::disparity::{FAIR_RATIO_HIGH, FAIR_RATIO_LOW};
+use crate::metrics::RatioBand;
 
 /// Groups with fewer images than this are called too small to judge.
 pub(crate) const SMALL_GROUP: u64 = 30;
@@ -16,13 +16,19 @@ pub(crate) fn findings(report: &Report) -> Vec<Block> {
     let mut blocks = vec![Block::Heading(2, "Findings".into())];
     let rule = format!(
         "A finding is a group whose rate of a category, against its grouping's reference group, \
-         is outside [{FAIR_RATIO_LOW}, {FAIR_RATIO_HIGH}] (ratio of rates) and significant at \
-         α = {} after a Holm–Bonferroni correction over every test of this report ({} here: a \
+         is outside {} (ratio of rates{}) and significant at α = {} after a Holm–Bonferroni correction over every test of this report ({} here: a \
          chi-square test per grouping and a two-proportion z-test per group, category and \
          reference, where the rates allow one; raw and adjusted p-values are in \
          disparities.csv). Findings are ordered by effect size (the \
          ratio's distance from 1, in logs).",
-        f.alpha, f.tests
+        f.band,
+        if f.band == RatioBand::default() {
+            ""
+        } else {
+            "; the probe's own band"
+        },
+        f.alpha,
+        f.tests
     );
     if f.tests == 0 {
         blocks.push(Block::Para(

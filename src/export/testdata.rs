@@ -112,6 +112,7 @@ pub(crate) fn build(names: &Names) -> (ReportContext, AuditMetrics) {
         class_matches: matches,
         reference: BTreeMap::new(),
         alpha: Default::default(),
+        band: Default::default(),
     };
     let mut acc = MetricsAccumulator::new(setup);
     predict(names, &mut acc);

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Report;
-use crate::metrics::disparity::{FAIR_RATIO_HIGH, FAIR_RATIO_LOW};
+use crate::metrics::RatioBand;
 use crate::metrics::{
     ALL, Attribute, AuditMetrics, CategoryInfo, Disparity, DisparityMetric, GroupAccuracy,
     GroupRate, Grouping,
@@ -531,7 +531,11 @@ fn disparities(report: &Report, index: &Index, layout: &Layout) -> Vec<Block> {
     let reference = report.metrics.reference_groups.get(layout.name());
     let mut blocks = vec![
         Block::Heading(3, format!("Disparities, by {}", layout.display_name())),
-        Block::Table(disparity_table(rows, reference)),
+        Block::Table(disparity_table(
+            rows,
+            reference,
+            report.metrics.findings.band,
+        )),
     ];
     if let Some(chi) = of_grouping.find("", DisparityMetric::Chi2P) {
         blocks.push(chi_square(chi, &layout.display_name()));
@@ -619,7 +623,7 @@ impl<'a> GroupingDisparities<'a> {
 }
 
 /// The disparity table around `rows`, its last column naming the `reference` group if any.
-fn disparity_table(rows: Vec<Vec<Cell>>, reference: Option<&String>) -> Table {
+fn disparity_table(rows: Vec<Vec<Cell>>, reference: Option<&String>, band: RatioBand) -> Table {
     let reference_header = match reference {
         Some(r) => format!(
             "Ratio to reference ({}) outside the band",
@@ -639,8 +643,13 @@ fn disparity_table(rows: Vec<Vec<Cell>>, reference: Option<&String>) -> Table {
         numeric: vec![false, false, false, true, true, false],
         rows,
         footnote: format!(
-            "Highlighted: a ratio outside [{FAIR_RATIO_LOW}, {FAIR_RATIO_HIGH}] (Aequitas' \
-             four-fifths band); n/a: undefined, the denominator's rate is 0."
+            "Highlighted: a ratio outside {band} ({}); n/a: undefined, the denominator's rate \
+             is 0.",
+            if band == RatioBand::default() {
+                "Aequitas' four-fifths band"
+            } else {
+                "the probe's own band"
+            }
         ),
     }
 }

@@ -57,7 +57,8 @@ pub struct Disparity {
     pub group: String,
     /// The min group for `difference` and `ratio`, the reference for `ratio_to_reference`.
     pub reference_group: String,
-    /// A ratio outside [0.8, 1.25] (Aequitas' four-fifths band).
+    /// A ratio outside the band ([`RatioBand`]; by default [0.8, 1.25], Aequitas'
+    /// four-fifths band).
     pub flagged: bool,
     /// The raw p-value of this row's test: the chi-square test for `chi2_p`, the pooled
     /// two-proportion z-test of the group's rate against the reference's for
@@ -75,6 +76,7 @@ pub fn for_grouping(
     categories: &[CategoryInfo],
     table: &[(String, u64, Vec<u64>)],
     reference: Option<&str>,
+    band: RatioBand,
 ) -> Vec<Disparity> {
     let mut out = Vec::new();
     if table.len() < 2 {
@@ -93,11 +95,12 @@ pub fn for_grouping(
             table,
             &rates,
             reference,
+            band,
         ));
     }
     let counts: Vec<Vec<u64>> = table.iter().map(|(_, _, c)| c.clone()).collect();
     let p = chi_square_p(&counts);
-    let mut chi = disparity(attribute, "", DisparityMetric::Chi2P, p, "", "");
+    let mut chi = disparity(attribute, "", DisparityMetric::Chi2P, p, ("", ""), band);
     chi.p_value = p;
     out.push(chi);
     out
@@ -111,6 +114,7 @@ fn category_disparities(
     table: &[(String, u64, Vec<u64>)],
     rates: &[f64],
     reference: Option<usize>,
+    band: RatioBand,
 ) -> Vec<Disparity> {
     let (hi, lo) = extremes(rates);
     let (max_group, min_group) = (&table[hi].0, &table[lo].0);
@@ -120,16 +124,16 @@ fn category_disparities(
             category,
             DisparityMetric::Difference,
             Some(rates[hi] - rates[lo]),
-            max_group,
-            min_group,
+            (max_group, min_group),
+            band,
         ),
         disparity(
             attribute,
             category,
             DisparityMetric::Ratio,
             ratio(rates[lo], rates[hi]),
-            max_group,
-            min_group,
+            (max_group, min_group),
+            band,
         ),
     ];
     if let Some(r) = reference {
@@ -140,8 +144,8 @@ fn category_disparities(
                 category,
                 DisparityMetric::RatioToReference,
                 ratio(rates[i], rates[r]),
-                group,
-                reference,
+                (group, reference),
+                band,
             );
             if i != r {
                 row.p_value = two_proportion_p(counts[c], *n, ref_counts[c], *n_ref);
@@ -167,19 +171,19 @@ fn extremes(rates: &[f64]) -> (usize, usize) {
     (hi, lo)
 }
 
-/// One disparity row; ratios outside the fairness band are flagged.
+/// One disparity row about `(group, reference_group)`; ratios outside `band` are flagged.
 fn disparity(
     attribute: &str,
     category: &str,
     metric: DisparityMetric,
     value: Option<f64>,
-    group: &str,
-    reference_group: &str,
+    (group, reference_group): (&str, &str),
+    band: RatioBand,
 ) -> Disparity {
     let flagged = matches!(
         metric,
         DisparityMetric::Ratio | DisparityMetric::RatioToReference
-    ) && value.is_some_and(outside_fair_band);
+    ) && value.is_some_and(|v| band.outside(v));
     Disparity {
         attribute: attribute.to_string(),
         category: category.to_string(),
@@ -193,11 +197,49 @@ fn disparity(
     }
 }
 
-/// Whether a ratio leaves [0.8, 1.25], allowing for float rounding at the edges (12/10 ÷ 24/25
-/// is exactly 1.25 but computes as 1.2500000000000002).
-pub fn outside_fair_band(ratio: f64) -> bool {
-    const EPS: f64 = 1e-9;
-    !(FAIR_RATIO_LOW - EPS..=FAIR_RATIO_HIGH + EPS).contains(&ratio)
+/// The ratios of rates counted as parity: by default [0.8, 1.25] (Aequitas' four-fifths band),
+/// or a probe's own `ratio_band`. A ratio outside it is flagged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RatioBand {
+    /// The lowest ratio still counted as parity.
+    pub low: f64,
+    /// The highest ratio still counted as parity.
+    pub high: f64,
+}
+
+impl Default for RatioBand {
+    fn default() -> RatioBand {
+        RatioBand {
+            low: FAIR_RATIO_LOW,
+            high: FAIR_RATIO_HIGH,
+        }
+    }
+}
+
+impl RatioBand {
+    /// A band `[low, high]` with `0 < low < 1 < high`, both finite; otherwise why not.
+    pub fn new(low: f64, high: f64) -> Result<RatioBand, String> {
+        if low.is_finite() && high.is_finite() && 0.0 < low && low < 1.0 && 1.0 < high {
+            Ok(RatioBand { low, high })
+        } else {
+            Err(format!(
+                "expected [low, high] with 0 < low < 1 < high, got [{low}, {high}]"
+            ))
+        }
+    }
+
+    /// Whether `ratio` leaves the band, allowing for float rounding at the edges (12/10 ÷ 24/25
+    /// is exactly 1.25 but computes as 1.2500000000000002).
+    pub fn outside(self, ratio: f64) -> bool {
+        const EPS: f64 = 1e-9;
+        !(self.low - EPS..=self.high + EPS).contains(&ratio)
+    }
+}
+
+impl std::fmt::Display for RatioBand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}, {}]", self.low, self.high)
+    }
 }
 
 /// `a / b`, undefined when `b` is zero — except 0 / 0, where equal (zero) rates mean parity.
@@ -233,7 +275,7 @@ mod tests {
             ("B".to_string(), 20, vec![12, 8]),
             ("C".to_string(), 5, vec![5, 0]),
         ];
-        let d = for_grouping("race", &categories, &table, Some("B"));
+        let d = for_grouping("race", &categories, &table, Some("B"), RatioBand::default());
         let find = |cat: &str, metric, group: &str| {
             d.iter()
                 .find(|x| x.category == cat && x.metric == metric && x.group == group)

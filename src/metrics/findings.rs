@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::disparity::outside_fair_band;
+use super::disparity::RatioBand;
 use super::{AuditMetrics, DisparityMetric, GroupRate};
 
 /// The findings of a report and what they were judged against.
@@ -13,6 +13,8 @@ use super::{AuditMetrics, DisparityMetric, GroupRate};
 pub struct Findings {
     /// The family-wise significance level the adjusted p-values are compared with.
     pub alpha: f64,
+    /// The ratios of rates counted as parity; a finding's ratio is outside them.
+    pub band: RatioBand,
     /// How many tests the Holm adjustment covered (every p-value in `disparities.csv`).
     pub tests: usize,
     /// The findings, largest effect first.
@@ -60,13 +62,13 @@ impl Finding {
 }
 
 /// Collects the findings of `metrics`, whose disparities already carry adjusted p-values from a
-/// family of `tests` tests.
-pub fn collect(metrics: &AuditMetrics, alpha: f64, tests: usize) -> Findings {
+/// family of `tests` tests; a finding's ratio is outside `band`.
+pub fn collect(metrics: &AuditMetrics, alpha: f64, band: RatioBand, tests: usize) -> Findings {
     let mut items: Vec<Finding> = metrics
         .disparities
         .iter()
         .filter(|d| d.metric == DisparityMetric::RatioToReference)
-        .filter(|d| d.value.is_none_or(outside_fair_band))
+        .filter(|d| d.value.is_none_or(|v| band.outside(v)))
         .filter_map(|d| {
             let (p_value, p_adjusted) = (d.p_value?, d.p_adjusted?);
             if p_adjusted > alpha {
@@ -98,6 +100,7 @@ pub fn collect(metrics: &AuditMetrics, alpha: f64, tests: usize) -> Findings {
     });
     Findings {
         alpha,
+        band,
         tests,
         items,
     }
@@ -183,6 +186,11 @@ mod tests {
 
     /// race: White 400 (2% non-human), Black 200 (8%), Asian 200 (2.5%), Tiny 10 (20%).
     fn metrics() -> AuditMetrics {
+        metrics_with(RatioBand::default())
+    }
+
+    /// [`metrics`] judged against `band`.
+    fn metrics_with(band: RatioBand) -> AuditMetrics {
         let attributes = vec![Attribute {
             name: "race".into(),
             values: ["White", "Black", "Asian", "Tiny"]
@@ -206,6 +214,7 @@ mod tests {
             class_matches: vec![vec![], vec![]],
             reference: BTreeMap::new(),
             alpha: Default::default(),
+            band,
         };
         let mut acc = MetricsAccumulator::new(setup);
         for (race, n, harmful) in [("White", 400, 8), ("Black", 200, 16), ("Asian", 200, 5)]
@@ -237,7 +246,9 @@ mod tests {
         assert_eq!(groups, [("Tiny", "non-human"), ("Black", "non-human")]);
         assert!(!groups.iter().any(|(g, _)| *g == "Asian"), "{groups:?}");
         for x in &f.items {
-            assert!(x.p_adjusted <= 0.05 && x.ratio.is_none_or(outside_fair_band));
+            assert!(
+                x.p_adjusted <= 0.05 && x.ratio.is_none_or(|r| RatioBand::default().outside(r))
+            );
             assert!(x.p_adjusted >= x.p_value);
         }
         // ordered by |ln ratio|: Tiny (10×) before Black (4×)
@@ -274,8 +285,37 @@ mod tests {
         for (d, h) in tested.iter().zip(holm) {
             assert_eq!(d.p_adjusted, Some(h));
         }
-        let strict = collect(&m, 1e-12, m.findings.tests);
+        let strict = collect(&m, 1e-12, RatioBand::default(), m.findings.tests);
         assert!(strict.items.len() < m.findings.items.len());
+    }
+
+    #[test]
+    fn a_probes_own_band_decides_what_is_outside() {
+        // [0.2, 5]: Black's 4× is inside now, Tiny's 10× still outside
+        let band = RatioBand::new(0.2, 5.0).unwrap();
+        let m = metrics_with(band);
+        assert_eq!(m.findings.band, band);
+        let groups: Vec<&str> = m.findings.items.iter().map(|x| x.group.as_str()).collect();
+        assert_eq!(groups, ["Tiny"]);
+        let flagged = |m: &AuditMetrics, group: &str| {
+            m.disparities.iter().any(|d| {
+                d.group == group && d.metric == DisparityMetric::RatioToReference && d.flagged
+            })
+        };
+        assert!(!flagged(&m, "Black") && flagged(&m, "Tiny"));
+        assert!(flagged(&metrics(), "Black"));
+        // the tests and their adjusted p-values do not depend on the band
+        assert_eq!(m.findings.tests, metrics().findings.tests);
+        for bad in [
+            (0.0, 1.25),
+            (0.8, 1.0),
+            (1.2, 0.9),
+            (f64::NAN, 2.0),
+            (0.5, f64::INFINITY),
+        ] {
+            assert!(RatioBand::new(bad.0, bad.1).is_err(), "{bad:?}");
+        }
+        assert_eq!(RatioBand::default().to_string(), "[0.8, 1.25]");
     }
 
     #[test]

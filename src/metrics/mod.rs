@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use difference::{newcombe_interval, two_proportion_p};
-pub use disparity::{Disparity, DisparityMetric};
+pub use disparity::{Disparity, DisparityMetric, RatioBand};
 pub use findings::{Finding, Findings};
 pub use per_template::{PerTemplate, RateSpread, TemplateRates};
 pub use rates::{chi_square_p, wilson_interval};
@@ -116,6 +116,8 @@ pub struct MetricsSetup {
     pub reference: BTreeMap<String, String>,
     /// Family-wise significance level of the findings (`--alpha`).
     pub alpha: Alpha,
+    /// The ratios counted as parity (the probe's `ratio_band`, else [0.8, 1.25]).
+    pub band: RatioBand,
 }
 
 /// Rate of one category in one group.
@@ -294,7 +296,7 @@ impl MetricsAccumulator {
             self.push_grouping(&mut out, g, grouping, has_rules);
         }
         let tests = significance::adjust(&mut out.disparities);
-        out.findings = findings::collect(&out, self.setup.alpha.get(), tests);
+        out.findings = findings::collect(&out, self.setup.alpha.get(), self.setup.band, tests);
         out
     }
 
@@ -357,6 +359,7 @@ impl MetricsAccumulator {
             &setup.categories,
             &table,
             reference.map(|r| names[r].as_str()),
+            setup.band,
         ));
     }
 
@@ -484,6 +487,7 @@ mod tests {
             ],
             reference: BTreeMap::new(),
             alpha: Alpha::default(),
+            band: RatioBand::default(),
         }
     }
 
