@@ -17,6 +17,7 @@ pub mod digest;
 pub mod embed;
 pub mod embed_cache;
 pub mod export;
+pub mod hub_error;
 mod id_index;
 pub mod images;
 pub mod input_file;

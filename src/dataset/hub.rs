@@ -256,10 +256,10 @@ impl HubRepo<'_> {
         }
         let inner = builder
             .build()
-            .map_err(|e| self.error(first, e.to_string()))?;
+            .map_err(|e| self.error(first, crate::hub_error::describe(&e)))?;
         let cache = inner.cache_dir().to_path_buf();
         let client = hf_hub::HFClientSync::from_inner(inner)
-            .map_err(|e| self.error(first, e.to_string()))?;
+            .map_err(|e| self.error(first, crate::hub_error::describe(&e)))?;
         Ok((client, cache))
     }
 
@@ -289,7 +289,7 @@ impl HubRepo<'_> {
                 file,
                 "the repository has no such file (list the right ones in source.files)".into(),
             )),
-            Err(e) => Err(self.error(file, e.to_string())),
+            Err(e) => Err(self.error(file, crate::hub_error::describe(&e))),
         }
     }
 }

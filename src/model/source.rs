@@ -329,7 +329,8 @@ impl<'a> HubRepo<'a> {
         revision: &'a str,
         options: &SourceOptions,
     ) -> Result<Self, ModelError> {
-        let hub_err = |e: hf_hub::HFError| hub_error(repo, revision, CONFIG, e.to_string());
+        let hub_err =
+            |e: hf_hub::HFError| hub_error(repo, revision, CONFIG, crate::hub_error::describe(&e));
         let mut builder = hf_hub::HFClient::builder();
         if let Some(dir) = &options.cache_dir {
             builder = builder.cache_dir(dir.clone());
@@ -371,7 +372,7 @@ impl<'a> HubRepo<'a> {
                 file: file.to_string(),
                 cache: self.cache.clone(),
             }),
-            Err(e) => Err(self.err(file, e.to_string())),
+            Err(e) => Err(self.err(file, crate::hub_error::describe(&e))),
         }
     }
 
