@@ -6,6 +6,7 @@
 //! is exit 2 with a message. Messages to standard error are best effort.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -84,39 +85,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => audit(args.options(command_line())),
         Command::Aggregate(args) => aggregate(args.options(command_line())),
         Command::Retrieval(args) => retrieval(args.options(command_line())),
-        Command::Check(args) => {
-            let outcome = commands::check::run(&args.options())?;
-            let code = if outcome.passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            };
-            emit(&outcome.output, code)
-        }
-        Command::Probes(ProbesCommand::Validate { files }) => {
-            match commands::probes::validate(&files) {
-                Ok(text) => emit(&text, ExitCode::SUCCESS),
-                Err(e) => {
-                    say!("invalid: {:#}", anyhow::Error::new(e));
-                    Ok(ExitCode::from(2))
-                }
-            }
-        }
-        Command::Probes(ProbesCommand::Show {
-            file, toml: true, ..
-        }) => emit(&commands::probes::toml_text(&file)?, ExitCode::SUCCESS),
-        Command::Probes(ProbesCommand::Show { file, json, .. }) => {
-            emit(&commands::probes::show(&file, json)?, ExitCode::SUCCESS)
-        }
-        Command::Probes(ProbesCommand::List { json }) => {
-            emit(&commands::probes::list(json)?, ExitCode::SUCCESS)
-        }
-        Command::Datasets(DatasetsCommand::List { json }) => {
-            emit(&commands::datasets::list(json)?, ExitCode::SUCCESS)
-        }
-        Command::Datasets(DatasetsCommand::Show { spec }) => {
-            emit(&commands::datasets::show(&spec)?, ExitCode::SUCCESS)
-        }
+        Command::Check(args) => check(&args.options()),
+        Command::Probes(command) => probes(command),
+        Command::Datasets(command) => datasets(command),
         Command::Classify(args) => {
             let format = args.format.into();
             classify(&args.options(), format)
@@ -130,34 +101,78 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "clip-audit", &mut script);
             emit(&String::from_utf8_lossy(&script), ExitCode::SUCCESS)
         }
-        Command::Man { out: None } => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
-                .context("rendering the manual page")?;
-            emit(&String::from_utf8_lossy(&page), ExitCode::SUCCESS)
-        }
-        Command::Man { out: Some(dir) } => {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            clap_mangen::generate_to(Cli::command(), &dir)
-                .with_context(|| format!("writing manual pages into {}", dir.display()))?;
-            say!("manual pages written to {}", dir.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Compare(args) => {
-            let summary =
-                commands::compare::run(&args.options(command_line())).context("compare")?;
-            for note in &summary.notes {
-                say!("note: {note}");
-            }
-            say!(
-                "compared {} reports; report in {}",
-                summary.reports,
-                summary.out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Man { out } => man(out.as_deref()),
+        Command::Compare(args) => compare(&args.options(command_line())),
     }
+}
+
+/// `check`: the verdicts on standard output; exit 1 when a rule fails.
+fn check(options: &commands::check::CheckOptions) -> anyhow::Result<ExitCode> {
+    let outcome = commands::check::run(options)?;
+    let code = if outcome.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    emit(&outcome.output, code)
+}
+
+/// `probes validate|show|list`: text on standard output; an invalid probe is exit 2.
+fn probes(command: ProbesCommand) -> anyhow::Result<ExitCode> {
+    let text = match command {
+        ProbesCommand::Validate { files } => match commands::probes::validate(&files) {
+            Ok(text) => text,
+            Err(e) => {
+                say!("invalid: {:#}", anyhow::Error::new(e));
+                return Ok(ExitCode::from(2));
+            }
+        },
+        ProbesCommand::Show {
+            file, toml: true, ..
+        } => commands::probes::toml_text(&file)?,
+        ProbesCommand::Show { file, json, .. } => commands::probes::show(&file, json)?,
+        ProbesCommand::List { json } => commands::probes::list(json)?,
+    };
+    emit(&text, ExitCode::SUCCESS)
+}
+
+/// `datasets list|show`: text on standard output.
+fn datasets(command: DatasetsCommand) -> anyhow::Result<ExitCode> {
+    let text = match command {
+        DatasetsCommand::List { json } => commands::datasets::list(json)?,
+        DatasetsCommand::Show { spec } => commands::datasets::show(&spec)?,
+    };
+    emit(&text, ExitCode::SUCCESS)
+}
+
+/// `man`: the page on standard output, or one page per subcommand written into `out`.
+fn man(out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let Some(dir) = out else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .context("rendering the manual page")?;
+        return emit(&String::from_utf8_lossy(&page), ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("writing manual pages into {}", dir.display()))?;
+    say!("manual pages written to {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `compare`: notes and a summary line on standard error.
+fn compare(options: &commands::compare::CompareOptions) -> anyhow::Result<ExitCode> {
+    let summary = commands::compare::run(options).context("compare")?;
+    for note in &summary.notes {
+        say!("note: {note}");
+    }
+    say!(
+        "compared {} reports; report in {}",
+        summary.reports,
+        summary.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `run`: the audit with a progress display; warnings and a summary line on standard error.
@@ -234,7 +249,7 @@ fn classify(options: &ClassifyOptions, format: OutputFormat) -> anyhow::Result<E
 fn bench(
     options: &BenchOptions,
     format: BenchFormat,
-    out: Option<&std::path::Path>,
+    out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let results = commands::bench::run(options, |line| say!("{line}")).context("bench")?;
     let report = match format {
