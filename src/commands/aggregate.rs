@@ -426,17 +426,7 @@ fn run_record(
     started_utc: String,
     warnings: &[String],
 ) -> anyhow::Result<RunRecord> {
-    let predictions = inputs
-        .paths
-        .iter()
-        .map(|p| {
-            let (sha256, _) = sha256_file(p).with_context(|| format!("hashing {}", p.display()))?;
-            Ok(InputFileRecord {
-                file: p.display().to_string(),
-                sha256,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let predictions = hashed(inputs.paths)?;
     let vocabulary_from = match (&options.dataset, inputs.shards) {
         (Some(spec), _) => spec.display().to_string(),
         (None, Some(set)) => format!("the shards' run.json ({})", set.shards[0].run_json.file),
@@ -485,6 +475,20 @@ fn run_record(
         shard: None,
         shards: shards.map(ShardSet::record),
     })
+}
+
+/// Each file with its SHA-256, for `run.json`'s `predictions`.
+fn hashed(paths: &[PathBuf]) -> anyhow::Result<Vec<InputFileRecord>> {
+    paths
+        .iter()
+        .map(|p| {
+            let (sha256, _) = sha256_file(p).with_context(|| format!("hashing {}", p.display()))?;
+            Ok(InputFileRecord {
+                file: p.display().to_string(),
+                sha256,
+            })
+        })
+        .collect()
 }
 
 /// The id at data row `row` of `file` (read again).
