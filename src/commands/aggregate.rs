@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::csv_cell::restore;
 use crate::dataset::{Dataset, DatasetOptions};
 use crate::digest::sha256_file;
-use crate::export::{Report, ReportContext, SKIPPED_HEADER, SkippedWriter, write_report};
+use crate::export::{Report, ReportContext, SkippedWriter, write_report};
 use crate::id_index::IdLog;
 use crate::metrics::{Attribute, AuditMetrics, GroupingRequest, MetricsAccumulator, MetricsSetup};
 use crate::model::Scoring;
@@ -190,30 +189,7 @@ fn merge_skipped(set: &ShardSet, dir: &Path) -> anyhow::Result<(u64, Vec<Skipped
     let mut writer = SkippedWriter::create(dir)?;
     for shard in &set.shards {
         let path = shard.folder.join("skipped.csv");
-        let file = crate::input_file::open_regular_file(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let mut reader = ::csv::Reader::from_reader(std::io::BufReader::new(file));
-        let header = reader
-            .headers()
-            .with_context(|| format!("reading {}", path.display()))?;
-        anyhow::ensure!(
-            header.iter().eq(SKIPPED_HEADER),
-            "{}: header {:?}, expected {:?}",
-            path.display(),
-            header.iter().collect::<Vec<_>>(),
-            SKIPPED_HEADER
-        );
-        let mut rows = 0u64;
-        for record in reader.records() {
-            let record = record.with_context(|| format!("reading {}", path.display()))?;
-            let cell = |i: usize| restore(record.get(i).unwrap_or_default()).to_string();
-            writer.push(SkippedRecord {
-                id: cell(0),
-                image: cell(1),
-                reason: cell(2),
-            })?;
-            rows += 1;
-        }
+        let rows = writer.append_file(&path)?;
         anyhow::ensure!(
             rows == shard.run.skipped,
             "{}: {rows} rows, but {} records {} skipped (a truncated or edited file?)",

@@ -23,7 +23,7 @@ use crate::metrics::{Attribute, AuditMetrics, CategoryInfo, Grouping, PerTemplat
 pub use crate::schema::SkippedRecord;
 
 pub use self::charts::{ChartCache, ChartsExporter, grouped_bars};
-pub use self::csv::{ACCURACY_HEADER, CsvExporter, GROUPS_HEADER, SKIPPED_HEADER};
+pub use self::csv::{ACCURACY_HEADER, CsvExporter, GROUPS_HEADER};
 pub use self::html::HtmlExporter;
 pub use self::html::SKIPPED_SHOWN;
 pub use self::json::JsonExporter;
@@ -172,6 +172,14 @@ pub enum ExportError {
         #[source]
         source: image::ImageError,
     },
+    /// A file written earlier (a shard's `skipped.csv`) cannot be read back.
+    #[error("{}: {reason}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl ExportError {
@@ -182,7 +190,8 @@ impl ExportError {
         | Self::Csv { path, .. }
         | Self::Json { path, .. }
         | Self::Chart { path, .. }
-        | Self::Png { path, .. }) = &mut self;
+        | Self::Png { path, .. }
+        | Self::Read { path, .. }) = &mut self;
         *path = dir.join(&*path);
         self
     }

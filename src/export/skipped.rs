@@ -58,6 +58,38 @@ impl SkippedWriter {
         Ok(())
     }
 
+    /// Appends every row of another `skipped.csv` (a shard's), checking its header; returns how
+    /// many rows it had. Cells are read back through [`crate::csv_cell::restore`], so they are
+    /// written exactly as they were.
+    pub fn append_file(&mut self, path: &Path) -> Result<u64, ExportError> {
+        let bad = |reason: String| ExportError::Read {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = crate::input_file::open_regular_file(path).map_err(|e| bad(e.to_string()))?;
+        let mut reader = ::csv::Reader::from_reader(std::io::BufReader::new(file));
+        let header = reader.headers().map_err(|e| bad(e.to_string()))?;
+        if !header.iter().eq(SKIPPED_HEADER) {
+            return Err(bad(format!(
+                "header {:?}, expected {SKIPPED_HEADER:?}",
+                header.iter().collect::<Vec<_>>()
+            )));
+        }
+        let mut rows = 0u64;
+        for record in reader.records() {
+            let record = record.map_err(|e| bad(e.to_string()))?;
+            let cell =
+                |i: usize| crate::csv_cell::restore(record.get(i).unwrap_or_default()).to_string();
+            self.push(SkippedRecord {
+                id: cell(0),
+                image: cell(1),
+                reason: cell(2),
+            })?;
+            rows += 1;
+        }
+        Ok(rows)
+    }
+
     /// Flushes the file; returns the count and the first records, for [`super::ReportContext`].
     pub fn finish(mut self) -> Result<(u64, Vec<SkippedRecord>), ExportError> {
         let io = |source| ExportError::Io {
@@ -95,5 +127,32 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.lines().count(), SKIPPED_SHOWN + 6);
+    }
+
+    #[test]
+    fn appended_files_come_out_byte_for_byte_and_a_bad_header_is_refused() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut writer = SkippedWriter::create(a.path()).unwrap();
+        for id in ["=cmd", "'quoted", "plain, with comma"] {
+            let reason = "missing".to_string();
+            let image = format!("{id}.jpg");
+            let id = id.to_string();
+            writer.push(SkippedRecord { id, image, reason }).unwrap();
+        }
+        writer.finish().unwrap();
+        let mut merged = SkippedWriter::create(b.path()).unwrap();
+        let first = a.path().join("skipped.csv");
+        assert_eq!(merged.append_file(&first).unwrap(), 3);
+        let (total, records) = merged.finish().unwrap();
+        assert_eq!((total, records[0].id.as_str()), (3, "=cmd"));
+        let read = |dir: &tempfile::TempDir| std::fs::read(dir.path().join("skipped.csv")).unwrap();
+        assert_eq!(read(&a), read(&b));
+        std::fs::write(&first, "id,path,why\nx,y,z\n").unwrap();
+        let mut again = SkippedWriter::create(b.path()).unwrap();
+        let error = again.append_file(&first).unwrap_err().to_string();
+        assert!(
+            error.contains("skipped.csv") && error.contains("expected"),
+            "{error}"
+        );
     }
 }
