@@ -149,18 +149,9 @@ fn shards_context(
 ) -> anyhow::Result<ReportContext> {
     let first = set.first();
     let model = first.model.get("name").and_then(|n| n.as_str());
-    let scores = match first.model.get("scores").and_then(|s| s.as_str()) {
-        Some("softmax") => Some(Scoring::Softmax { scale: 1.0 }.describe().to_string()),
-        Some("sigmoid") => Some(
-            Scoring::Sigmoid {
-                scale: 1.0,
-                bias: 0.0,
-            }
-            .describe()
-            .to_string(),
-        ),
-        _ => None,
-    };
+    let scores = (first.model.get("scores").and_then(|s| s.as_str()))
+        .and_then(Scoring::describe_named)
+        .map(str::to_string);
     let (skipped_total, skipped) = merge_skipped(set, stage.dir())?;
     Ok(ReportContext {
         scores,

@@ -62,12 +62,19 @@ pub enum Scoring {
 impl Scoring {
     /// How the report says it, e.g. `softmax over the labels (CLIP)`.
     pub fn describe(self) -> &'static str {
-        match self {
-            Scoring::Softmax { .. } => "softmax over the labels (CLIP)",
-            Scoring::Sigmoid { .. } => {
+        Self::describe_named(self.name()).unwrap_or_default()
+    }
+
+    /// [`Self::describe`] of the scoring called `name` (as [`Self::name`] gives it and `run.json`
+    /// records it); `None` for an unknown name.
+    pub fn describe_named(name: &str) -> Option<&'static str> {
+        match name {
+            "softmax" => Some("softmax over the labels (CLIP)"),
+            "sigmoid" => Some(
                 "sigmoid of exp(logit_scale)·cos + logit_bias, independent per label (SigLIP); \
-                 the prediction is the most probable label"
-            }
+                 the prediction is the most probable label",
+            ),
+            _ => None,
         }
     }
 
