@@ -4,6 +4,7 @@
 use super::Report;
 use super::view::{Block, Cell, Table, pct, plan, shown_categories};
 use crate::metrics::PerTemplate;
+use crate::metrics::findings::group_label;
 
 /// The section's blocks; none without per-template rates.
 pub(crate) fn blocks(report: &Report) -> Vec<Block> {
@@ -26,7 +27,7 @@ pub(crate) fn blocks(report: &Report) -> Vec<Block> {
         .map(|s| {
             vec![
                 cell(s.attribute.clone()),
-                cell(s.group.replace('*', " × ")),
+                cell(group_label(&s.group)),
                 cell(s.category.clone()),
                 cell(s.n.to_string()),
                 cell(pct(s.ensemble)),

@@ -69,10 +69,8 @@ impl Cell {
 /// Marker for cells without images.
 pub(crate) const NO_DATA: &str = "—";
 
-/// A rate as a percentage with one decimal.
-pub(crate) fn pct(rate: f64) -> String {
-    format!("{:.1}", rate * 100.0)
-}
+/// A rate as a percentage with one decimal (the findings' sentences write them the same way).
+pub(crate) use crate::metrics::findings::pct;
 
 /// A 95% interval as percentages, `low–high`.
 pub(crate) fn ci(low: f64, high: f64) -> String {
@@ -260,7 +258,7 @@ impl<'a> Layout<'a> {
 
     /// Row labels for people (`Black × Male` for 3-attribute keys).
     pub(crate) fn row_label(key: &str) -> String {
-        key.replace('*', " × ")
+        crate::metrics::findings::group_label(key)
     }
 }
 

@@ -131,8 +131,9 @@ fn article(word: &str) -> &'static str {
     }
 }
 
-/// A rate as a percentage with one decimal.
-fn pct(rate: f64) -> String {
+/// A rate as a percentage with one decimal (`0.164` → `16.4`), as the sentences and the report
+/// tables write it.
+pub fn pct(rate: f64) -> String {
     format!("{:.1}", rate * 100.0)
 }
 

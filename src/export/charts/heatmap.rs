@@ -1,6 +1,7 @@
 //! Heatmaps for an intersection: one category's rate per group as a matrix of cells (rows: all
 //! attributes but the last, columns: the last), empty groups hatched, with a colour bar.
 
+use crate::metrics::findings::group_label;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
@@ -93,7 +94,7 @@ impl Heatmap {
                 .collect::<Vec<_>>()
                 .join(" × "),
             col_attribute: layout.attributes[n_attr - 1].name.clone(),
-            rows: rows.iter().map(|r| r.replace('*', " × ")).collect(),
+            rows: rows.iter().map(|r| group_label(r)).collect(),
             cols,
             cells,
         }

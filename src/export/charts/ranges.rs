@@ -2,6 +2,7 @@
 //! bar from the lowest to the highest rate any single template gives, a tick at the median and a
 //! dot at the ensemble's rate.
 
+use crate::metrics::findings::group_label;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
@@ -45,7 +46,7 @@ impl Ranges {
             .filter(|s| s.attribute == layout.name() && s.category == category)
             .map(|s| {
                 (
-                    format!("{} (n={})", s.group.replace('*', " × "), s.n),
+                    format!("{} (n={})", group_label(&s.group), s.n),
                     s.min * 100.0,
                     s.median * 100.0,
                     s.max * 100.0,
